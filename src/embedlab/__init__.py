@@ -1,0 +1,53 @@
+"""embedlab: helpers for the text-embeddings course.
+
+Importing the package applies offline mode (``EMBEDLAB_OFFLINE=1``) before anything
+imports ``huggingface_hub``, which reads its settings at import time.
+"""
+
+from __future__ import annotations
+
+from embedlab.config import apply_offline_env as _apply_offline_env
+
+_apply_offline_env()
+
+from embedlab.config import is_offline, profile, seed_everything  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "is_offline", "profile", "run_line", "seed_everything", "setup"]
+
+
+def setup(seed: int = 0) -> str:
+    """Seed everything, apply the offline settings and print the profile line.
+
+    Returns:
+        The printed line, e.g. ``embedlab 0.1.0 | profile fast | offline``.
+    """
+    _apply_offline_env()
+    seed_everything(seed)
+    mode = (
+        "offline (local mirror + EMBEDLAB_DATA_DIR)"
+        if is_offline()
+        else "online (Hugging Face Hub)"
+    )
+    line = f"embedlab {__version__} | profile {profile().name} | {mode} | seed {seed}"
+    print(line)
+    return line
+
+
+def run_line(models: list[str], data: dict[str, int]) -> str:
+    """Print the one-line summary at the top of a notebook: profile, models, data sizes.
+
+    Models whose offline weights are dequantized (see the mirror's manifest) are marked
+    so, because their scores may differ slightly from the published full-precision ones.
+
+    Args:
+        models: canonical Hub ids, e.g. ``["sentence-transformers/all-MiniLM-L6-v2"]``.
+        data: name -> number of rows, e.g. ``{"STS-B test": 1379}``.
+    """
+    from embedlab.offline import weights_note
+
+    names = ", ".join(f"{m}{weights_note(m)}" for m in models)
+    sizes = ", ".join(f"{k} {v:,}" for k, v in data.items())
+    line = f"[{profile().name}] models: {names} | data: {sizes}"
+    print(line)
+    return line

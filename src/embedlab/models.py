@@ -1,0 +1,81 @@
+"""Models by canonical Hub id, identical online and offline.
+
+Online they download from the Hugging Face Hub; in offline mode (``EMBEDLAB_OFFLINE=1``)
+the same ids resolve to the local mirror built by ``python -m embedlab.offline build``,
+and a missing one fails at once with :class:`embedlab.config.MissingOfflineAsset`.
+"""
+
+from __future__ import annotations
+
+from embedlab.config import profile
+from embedlab.offline import require_model
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+E5_SMALL = "intfloat/multilingual-e5-small"
+SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def load_model(model_id: str, max_seq_length: int | None = None, device: str | None = None):
+    """A ``SentenceTransformer`` by Hub id, with the profile's sequence-length cap.
+
+    Args:
+        model_id: canonical Hub id, e.g. ``MINILM``.
+        max_seq_length: tokens kept per text; default = min(model's own, profile cap)
+            (the fast profile truncates to 256 tokens).
+    """
+    from sentence_transformers import SentenceTransformer
+
+    require_model(model_id)
+    model = SentenceTransformer(model_id, device=device or "cpu")
+    _cap_length(model, max_seq_length)
+    return model
+
+
+def _cap_length(model, max_seq_length: int | None) -> None:
+    cap = max_seq_length or profile().max_seq_length
+    if cap is not None:
+        if cap < 1:
+            raise ValueError(f"max_seq_length must be >= 1, got {cap}")
+        model.max_seq_length = min(cap, model.max_seq_length or cap)
+
+
+def raw_lm_encoder(
+    model_id: str = SMOLLM, pooling: str = "mean", max_seq_length: int | None = None
+):
+    """A language model that was never trained for similarity, pooled into sentence vectors.
+
+    The Transformer module loads the decoder's body (``AutoModel``: hidden states, no LM
+    head); Pooling averages them over the attention mask. This is the "raw BERT" baseline
+    of SBERT's Table 1 with a decoder in its place.
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    if pooling not in {"mean", "lasttoken", "cls", "max"}:
+        raise ValueError(f"pooling={pooling!r}; expected mean, lasttoken, cls or max")
+    require_model(model_id)
+    body = Transformer(model_id, max_seq_length=max_seq_length or 512)
+    tok = body.tokenizer
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    pool = Pooling(body.get_embedding_dimension(), pooling_mode=pooling)
+    model = SentenceTransformer(modules=[body, pool], device="cpu")
+    _cap_length(model, max_seq_length)
+    return model
+
+
+def static_token_encoder(model_id: str = MINILM):
+    """Average of a model's *input* token embeddings: a GloVe-average analogue.
+
+    Reuses the word-embedding matrix of ``model_id`` (before any attention layer) in a
+    ``sentence_transformers.models.StaticEmbedding``, which mean-pools the vectors of the
+    text's word pieces (no [CLS]/[SEP]).
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+    source = load_model(model_id)
+    hf_model = source[0].auto_model
+    weights = hf_model.get_input_embeddings().weight.detach().clone()
+    static = StaticEmbedding(source.tokenizer.backend_tokenizer, embedding_weights=weights)
+    return SentenceTransformer(modules=[static], device="cpu")

@@ -1,0 +1,134 @@
+"""Embedding cache: keys, hits, atomic writes that survive interrupts and kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from embedlab import cache
+
+
+class FakeModel(torch.nn.Module):
+    """Stands in for a SentenceTransformer: deterministic encode, counts its calls."""
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([scale]))
+        self.prompts = {"query": "query: "}
+        self.max_seq_length = 128
+        self.calls = 0
+
+    def encode(self, texts, prompt=None, normalize_embeddings=True, **_):
+        self.calls += 1
+        x = np.array(
+            [[len((prompt or "") + t), t.count("a") + 1.0, float(self.w.detach())] for t in texts]
+        )
+        return x / np.linalg.norm(x, axis=1, keepdims=True) if normalize_embeddings else x
+
+
+TEXTS = ["a cat", "banana", "", "an apple a day"]
+
+
+def test_second_encode_is_a_cache_hit(tmp_home):
+    m = FakeModel()
+    first = cache.encode(m, TEXTS)
+    second = cache.encode(m, TEXTS)
+    assert m.calls == 1
+    assert np.array_equal(first, second) and first.dtype == np.float32 and first.shape == (4, 3)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: {"prompt": "passage: "},
+        lambda m: {"prompt_name": "query"},
+        lambda m: {"normalize": False},
+        lambda m: setattr(m, "max_seq_length", 64) or {},
+        lambda m: m.w.data.fill_(2.0) and {},
+    ],
+    ids=["prompt", "prompt_name", "normalize", "max_seq_length", "weights"],
+)
+def test_every_key_component_invalidates(tmp_home, change):
+    m = FakeModel()
+    cache.encode(m, TEXTS)
+    kwargs = change(m)
+    cache.encode(m, TEXTS, **kwargs)
+    assert m.calls == 2
+
+
+def test_text_order_and_boundaries_matter():
+    assert cache.texts_hash(["ab", "c"]) != cache.texts_hash(["a", "bc"])
+    assert cache.texts_hash(["a", "b"]) != cache.texts_hash(["b", "a"])
+
+
+def test_bad_input(tmp_home):
+    with pytest.raises(ValueError, match="no texts"):
+        cache.encode(FakeModel(), [])
+    with pytest.raises(ValueError, match="list of str"):
+        cache.encode(FakeModel(), ["ok", 3])
+    with pytest.raises(ValueError, match="prompt_name"):
+        cache.encode(FakeModel(), ["ok"], prompt_name="nope")
+
+
+def test_nan_embeddings_are_not_cached(tmp_home):
+    m = FakeModel()
+    m.encode = lambda texts, **_: np.full((len(texts), 3), np.nan)
+    with pytest.raises(ValueError, match="NaN"):
+        cache.encode(m, TEXTS)
+    assert not list(cache.cache_dir().glob("*.npy"))
+
+
+def test_interrupted_write_leaves_no_entry(tmp_home, monkeypatch):
+    m = FakeModel()
+
+    def half_write(f, arr, **_):
+        f.write(b"\x93NUMPY partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache.np, "save", half_write)
+    with pytest.raises(KeyboardInterrupt):
+        cache.encode(m, TEXTS)
+    assert list(cache.cache_dir().iterdir()) == []
+    monkeypatch.undo()
+    cache.encode(m, TEXTS)
+    assert m.calls == 2  # nothing was cached by the interrupted run
+
+
+def test_killed_writer_never_leaves_a_corrupt_entry(tmp_path):
+    """SIGKILL in the middle of np.save: only a temp file remains; the key stays a miss."""
+    target = tmp_path / "entry.npy"
+    script = textwrap.dedent(f"""
+        import os, signal, numpy as np
+        from pathlib import Path
+        from embedlab import cache
+        real_save = np.save
+        def dying_save(f, arr, **kw):
+            f.write(b"\\x93NUMPY" + b"0" * 1000)
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        cache.np.save = dying_save
+        cache.atomic_save(Path({str(target)!r}), np.ones((1000, 8), dtype=np.float32))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not target.exists()
+    assert cache.load_cached(target) is None
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert all(name.startswith(".tmp-") for name in leftovers)
+    # a later write of the same key succeeds and reads back intact
+    cache.atomic_save(target, np.ones((3, 2), dtype=np.float32))
+    assert np.array_equal(cache.load_cached(target), np.ones((3, 2), dtype=np.float32))
+
+
+def test_truncated_file_is_treated_as_a_miss(tmp_path):
+    p = tmp_path / "x.npy"
+    p.write_bytes(b"\x93NUMPY garbage")
+    assert cache.load_cached(p) is None
+    assert os.path.exists(p)

@@ -1,0 +1,75 @@
+"""Profiles and offline switches."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from embedlab import config
+
+
+def test_profile_from_env(monkeypatch):
+    monkeypatch.setenv("EMBEDLAB_PROFILE", "full")
+    assert config.profile().name == "full" and config.profile().scifact_distractors is None
+    monkeypatch.setenv("EMBEDLAB_PROFILE", "FAST")
+    assert config.profile().max_seq_length == 256
+
+
+def test_profile_default_follows_cuda(monkeypatch):
+    monkeypatch.delenv("EMBEDLAB_PROFILE", raising=False)
+    monkeypatch.setattr(config, "_cuda_available", lambda: True)
+    assert config.profile().name == "full"
+    monkeypatch.setattr(config, "_cuda_available", lambda: False)
+    assert config.profile().name == "fast"
+
+
+def test_unknown_profile_is_rejected(monkeypatch):
+    monkeypatch.setenv("EMBEDLAB_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="turbo"):
+        config.profile()
+
+
+def test_offline_env_is_applied_before_huggingface_hub_import(tmp_path):
+    code = (
+        "import embedlab, huggingface_hub.constants as c, os;"
+        "print(c.HF_HUB_OFFLINE, c.HF_HUB_CACHE, os.environ['HF_DATASETS_OFFLINE'])"
+    )
+    env = {"EMBEDLAB_OFFLINE": "1", "EMBEDLAB_MIRROR_DIR": str(tmp_path), "PATH": "/usr/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert out == ["True", str(tmp_path / "hub"), "1"]
+
+
+def test_offline_env_patches_an_already_imported_hub(tmp_path):
+    code = (
+        "import huggingface_hub.constants as c, os;"
+        "os.environ['EMBEDLAB_OFFLINE']='1';"
+        "import embedlab; print(c.HF_HUB_OFFLINE, c.HF_HUB_CACHE)"
+    )
+    env = {"EMBEDLAB_MIRROR_DIR": str(tmp_path), "PATH": "/usr/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert out == ["True", str(tmp_path / "hub")]
+
+
+def test_setup_prints_profile_line(monkeypatch, capsys):
+    import embedlab
+
+    monkeypatch.setenv("EMBEDLAB_PROFILE", "fast")
+    line = embedlab.setup(seed=3)
+    assert "profile fast" in line and "seed 3" in line
+    assert line in capsys.readouterr().out

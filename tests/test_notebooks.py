@@ -1,0 +1,56 @@
+"""Notebooks match their sources and the generated parts; they follow the skeleton."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("nbtool", ROOT / "scripts" / "notebooks.py")
+nbtool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(nbtool)
+
+ENTRIES = nbtool.present()
+
+
+def test_course_has_notebooks():
+    assert ENTRIES and ENTRIES[0].slug.startswith("01_")
+
+
+def test_notebooks_match_sources_and_generated_parts():
+    assert nbtool.differences() == []
+
+
+def test_readme_table_is_current():
+    text = (ROOT / "README.md").read_text()
+    assert nbtool.render_readme(text) == text, "run: python scripts/notebooks.py readme"
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.slug)
+def test_skeleton_and_clean_outputs(entry):
+    nb = nbformat.read(ROOT / "notebooks" / f"{entry.slug}.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    assert "colab-badge.svg" in nb.cells[0].source
+    assert nb.cells[1].source.startswith("**You will learn**")
+    assert nb.cells[2].source == nbtool.BOOTSTRAP
+    for needle in ("## Summary", "**Try it**", "## Exercises", "assert "):
+        assert needle in text, f"{entry.slug} lacks {needle!r}"
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1)), "commit outputs from a clean in-order run"
+    assert "widgets" not in nb.metadata
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+
+
+def test_parse_source_splits_markdown_and_code():
+    cells = nbtool.parse_source("# %% [markdown]\n# # Title\n# text\n\n# %%\nx = 1\n")
+    assert [c.cell_type for c in cells] == ["markdown", "code"]
+    assert cells[0].source == "# Title\ntext" and cells[1].source == "x = 1"
+
+
+def test_readme_render_requires_markers():
+    with pytest.raises(ValueError, match="markers"):
+        nbtool.render_readme("no markers here")
