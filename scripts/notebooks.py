@@ -19,8 +19,10 @@ Commands::
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,15 +212,32 @@ def _clean_outputs(nb: nbformat.NotebookNode) -> None:
 
 
 def run(e: Entry, timeout: int = 900) -> float:
-    """Build and execute one notebook in a fresh kernel; save it and its runtime."""
+    """Build and execute one notebook in a fresh kernel; save it and its runtime.
+
+    The kernel gets an empty EMBEDLAB_HOME (but the existing model mirror), so the
+    recorded runtime is a cold one, as on a fresh clone or in CI.
+    """
     from nbclient import NotebookClient
 
+    from embedlab.config import mirror_dir
+
     nb = build_notebook(e)
-    start = time.perf_counter()
-    NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NB_DIR)}}
-    ).execute()
-    seconds = time.perf_counter() - start
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="embedlab-cold-") as home:
+        os.environ.update({"EMBEDLAB_MIRROR_DIR": str(mirror_dir()), "EMBEDLAB_HOME": home})
+        try:
+            start = time.perf_counter()
+            client = NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(NB_DIR)}},
+            )
+            client.execute()
+            seconds = time.perf_counter() - start
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
     _clean_outputs(nb)
     nbformat.write(nb, NB_DIR / f"{e.slug}.ipynb")
     runtimes = json.loads(RUNTIMES.read_text()) if RUNTIMES.exists() else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import nbformat
@@ -11,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("nbtool", ROOT / "scripts" / "notebooks.py")
 nbtool = importlib.util.module_from_spec(spec)
+sys.modules["nbtool"] = nbtool  # dataclasses need their module registered
 spec.loader.exec_module(nbtool)
 
 ENTRIES = nbtool.present()

@@ -176,8 +176,8 @@ published = {"all-MiniLM-L6-v2": 82.03}
 fig = bar_scores(results, "STS-B test: cosine vs gold similarity", "Spearman x 100", published)
 
 # %% [markdown]
-# The chart (black tick: MTEB's published figure for all-MiniLM-L6-v2) and the table come
-# from the cell above. Now the checks that the lessons hold on this run:
+# The table and the chart (black tick: MTEB's published figure for all-MiniLM-L6-v2) come
+# from the cells above. Now the checks that the lessons hold on this run:
 
 # %%
 minilm = results["all-MiniLM-L6-v2"]
@@ -189,19 +189,38 @@ print(f"MiniLM {minilm:.2f} vs published 82.03; best untrained rung {max(untrain
 # %% [markdown]
 # ### Beside SBERT's Table 1
 #
-# Reimers & Gurevych (2019) report on STS-B test (Spearman x 100): average GloVe
-# embeddings **58.02**, BERT CLS vector 16.50, average BERT embeddings 46.35, and
-# SBERT-NLI-base **77.03**. The table above shows the same *pattern*: representations that
-# were never trained for similarity sit far below an encoder trained on sentence pairs.
-# What differs:
+# Reimers & Gurevych (2019) report STS-B test Spearman x 100 for representations of the
+# same kinds. The rows below pair each of ours with its closest counterpart there:
+
+# %%
+sbert_table1 = {
+    "static token average (MiniLM input embeddings)": ("average GloVe embeddings", 58.02),
+    "raw LM, mean-pooled (SmolLM2-135M)": ("average BERT embeddings", 46.35),
+    "all-MiniLM-L6-v2": ("SBERT-NLI-base", 77.03),
+}
+beside = pd.DataFrame(
+    [(ours, results[ours], theirs, pub) for ours, (theirs, pub) in sbert_table1.items()],
+    columns=["ours", "measured", "SBERT Table 1", "published"],
+).round(2)
+print(beside.to_string(index=False))
+assert results["all-MiniLM-L6-v2"] > results["static token average (MiniLM input embeddings)"]
+assert results["all-MiniLM-L6-v2"] > results["raw LM, mean-pooled (SmolLM2-135M)"]
+
+# %% [markdown]
+# The *pattern* of Table 1 holds: representations that were never trained for similarity
+# sit far below an encoder trained on sentence pairs. The individual numbers differ, for
+# reasons we can name:
 #
 # - our static average reuses MiniLM's input embeddings (word pieces learned inside a
-#   model), not GloVe vectors trained on co-occurrence counts, so its number is not GloVe's;
-# - our raw LM is a 135M-parameter *decoder*, whose causal attention means early tokens never
-#   see later ones, so mean pooling mixes half-informed vectors (notebook 08 measures better
-#   pooling for decoders); SBERT's raw baseline was BERT-base;
-# - MiniLM was trained on about 1B pairs, far more than SBERT-NLI's 570k NLI pairs, which is
-#   why it beats SBERT-NLI-base by about five points while being much smaller.
+#   model), not GloVe vectors trained on co-occurrence counts;
+# - our raw LM is a 135M-parameter *decoder*: causal attention means early tokens never see
+#   later ones, so mean pooling mixes half-informed vectors (notebook 08 measures better
+#   pooling for decoders); SBERT's raw baseline was BERT-base, an encoder;
+# - MiniLM was trained on about one billion sentence pairs, SBERT-NLI-base on 570k NLI
+#   pairs, which is why the smaller model scores higher;
+# - TF-IDF has no row in Table 1, and it is a strong baseline here: many STS-B pairs share
+#   most of their words, so word overlap alone ranks them well. It is the untrained rung
+#   that comes closest to MiniLM in this run.
 #
 # **Try it**
 # 1. Add `"A man is eating pasta."` to the corpus of section 3 and re-run the search. Where does it rank for each query?
@@ -215,13 +234,9 @@ print(f"MiniLM {minilm:.2f} vs published 82.03; best untrained rung {max(untrain
 
 # %%
 # NBVAL_CHECK_OUTPUT
-summary = pd.DataFrame(
-    {
-        "measured": pd.Series(results).round(2),
-        "published": pd.Series({"all-MiniLM-L6-v2": 82.03}),
-        "source": pd.Series({"all-MiniLM-L6-v2": "MTEB"}),
-    }
-).fillna("")
+summary = pd.DataFrame({"measured": pd.Series(results).round(2)})
+summary["published (MTEB)"] = pd.Series(published).map("{:.2f}".format)
+summary = summary.fillna("")
 print(summary.to_string())
 
 # %% [markdown]
@@ -255,4 +270,7 @@ assert torch.allclose(cosine_matrix(docs, docs).diagonal(), torch.ones(6), atol=
 sim = (C @ C.T).fill_diagonal_(-1)
 i, j = divmod(int(sim.argmax()), len(corpus))
 print(corpus[i], "<->", corpus[j])
-assert {corpus[i], corpus[j]} & {"A man is riding a horse.", "A man is eating food."}
+assert {corpus[i], corpus[j]} in (
+    {"A man is eating food.", "A man is eating a piece of bread."},
+    {"A man is riding a horse.", "A man is riding a white horse on an enclosed ground."},
+)

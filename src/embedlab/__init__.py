@@ -6,6 +6,8 @@ imports ``huggingface_hub``, which reads its settings at import time.
 
 from __future__ import annotations
 
+import logging
+
 from embedlab.config import apply_offline_env as _apply_offline_env
 
 _apply_offline_env()
@@ -24,6 +26,7 @@ def setup(seed: int = 0) -> str:
     """
     _apply_offline_env()
     seed_everything(seed)
+    _quiet_libraries()
     mode = (
         "offline (local mirror + EMBEDLAB_DATA_DIR)"
         if is_offline()
@@ -51,3 +54,21 @@ def run_line(models: list[str], data: dict[str, int]) -> str:
     line = f"[{profile().name}] models: {names} | data: {sizes}"
     print(line)
     return line
+
+
+class _DropOfflineHubNotice(logging.Filter):
+    """Offline, huggingface_hub warns that it "could not reach the Hub" on every model load."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (is_offline() and "Could not reach the Hub" in record.getMessage())
+
+
+def _quiet_libraries() -> None:
+    """Keep notebook output to what teaches: no weight-loading bars, no offline notices."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    for name in ("huggingface_hub.hf_api",):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropOfflineHubNotice) for f in logger.filters):
+            logger.addFilter(_DropOfflineHubNotice())

@@ -54,7 +54,12 @@ def raw_lm_encoder(
     if pooling not in {"mean", "lasttoken", "cls", "max"}:
         raise ValueError(f"pooling={pooling!r}; expected mean, lasttoken, cls or max")
     require_model(model_id)
-    body = Transformer(model_id, max_seq_length=max_seq_length or 512)
+    # Plain-text modality only: for a model with a chat template, sentence-transformers
+    # would otherwise wrap every text in that template (system prompt included) and pool
+    # over the template's tokens too.
+    text_only = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
+    body = Transformer(model_id, max_seq_length=max_seq_length or 512,
+                       modality_config=text_only, module_output_name="token_embeddings")
     tok = body.tokenizer
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
