@@ -86,8 +86,8 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("embedlab") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "embedlab @ git+{REPO_URL}@{REPO_REF}"], check=True)
+    package = "embedlab @ git+{REPO_URL}@{REPO_REF}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 import embedlab
 
@@ -198,7 +198,9 @@ def _clean_outputs(nb: nbformat.NotebookNode) -> None:
     nb.metadata.pop("widgets", None)
     for c in nb.cells:
         c.metadata.pop("execution", None)
-        for out in c.get("outputs", []):
+        if c.cell_type != "code":
+            continue
+        for out in c.outputs:
             if out.get("output_type") == "display_data":
                 out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
             if out.get("output_type") == "stream" and out.get("name") == "stderr":

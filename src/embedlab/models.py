@@ -58,8 +58,12 @@ def raw_lm_encoder(
     # would otherwise wrap every text in that template (system prompt included) and pool
     # over the template's tokens too.
     text_only = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
-    body = Transformer(model_id, max_seq_length=max_seq_length or 512,
-                       modality_config=text_only, module_output_name="token_embeddings")
+    body = Transformer(
+        model_id,
+        max_seq_length=max_seq_length or 512,
+        modality_config=text_only,
+        module_output_name="token_embeddings",
+    )
     tok = body.tokenizer
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
