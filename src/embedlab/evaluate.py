@@ -111,3 +111,13 @@ def retrieval_scores(run: Run, qrels: Qrels, ks: Iterable[int] = (10,)) -> dict[
         for name in next(iter(per_query.values())):
             out[name] = float(np.mean([m[name] for m in per_query.values()]))
     return out
+
+
+def benchmark(model, tasks: Iterable[str] | None = None) -> dict[str, float]:
+    """MTEB-style scores of ``model`` over the course's task families.
+
+    See :mod:`embedlab.benchmark` for the tasks and metrics; returns ``{task: score x 100}``.
+    """
+    from embedlab.benchmark import benchmark as _benchmark
+
+    return _benchmark(model, None if tasks is None else list(tasks))
