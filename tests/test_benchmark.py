@@ -101,3 +101,17 @@ def test_tfidf_on_real_sts_and_genre(monkeypatch):
     assert 50 < scores["STS-B"] < 80
     assert scores["STS-B-genre"] > 70  # genres differ strongly in vocabulary
     assert 0 <= scores["STS-B-genre-clusters"] <= 100
+
+
+def test_paired_bootstrap_interval():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(size=300)
+    mean, lo, hi = bm.paired_bootstrap(a + 0.05, a)
+    assert mean == pytest.approx(0.05) and lo == pytest.approx(0.05) and hi == pytest.approx(0.05)
+    noisy = a + rng.normal(scale=0.3, size=300)
+    mean, lo, hi = bm.paired_bootstrap(noisy, a)
+    assert lo < mean < hi and hi - lo > 0.03
+    with pytest.raises(ValueError, match="equal length"):
+        bm.paired_bootstrap([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="non-empty"):
+        bm.paired_bootstrap([], [])

@@ -92,11 +92,11 @@ def test_interrupted_write_leaves_no_entry(tmp_home, monkeypatch):
         f.write(b"\x93NUMPY partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache.np, "save", half_write)
-    with pytest.raises(KeyboardInterrupt):
-        cache.encode(m, TEXTS)
+    with monkeypatch.context() as patch:  # undone at the end, unlike tmp_home's patches
+        patch.setattr(cache.np, "save", half_write)
+        with pytest.raises(KeyboardInterrupt):
+            cache.encode(m, TEXTS)
     assert list(cache.cache_dir().iterdir()) == []
-    monkeypatch.undo()
     cache.encode(m, TEXTS)
     assert m.calls == 2  # nothing was cached by the interrupted run
 

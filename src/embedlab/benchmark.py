@@ -46,13 +46,13 @@ class Task:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task("STS-B", "STS", "Spearman", None),
-        Task("SICK-R", "STS", "Spearman", 1000),
-        Task("SciFact", "Retrieval", "nDCG@10", None),
-        Task("SICK-pairs", "PairClassification", "AP", 1000),
-        Task("SNLI-pairs", "PairClassification", "AP", 1000),
-        Task("STS-B-genre", "Classification", "accuracy", 2000),
-        Task("STS-B-genre-clusters", "Clustering", "V-measure", None),
+        Task("STS-B", "STS", "Spearman", 300),
+        Task("SICK-R", "STS", "Spearman", 300),
+        Task("SciFact", "Retrieval", "nDCG@10", 50),  # queries; + their docs + 3x distractors
+        Task("SICK-pairs", "PairClassification", "AP", 300),
+        Task("SNLI-pairs", "PairClassification", "AP", 300),
+        Task("STS-B-genre", "Classification", "accuracy", 600),
+        Task("STS-B-genre-clusters", "Clustering", "V-measure", 300),
     )
 }
 
@@ -118,16 +118,20 @@ def score_sts(
     return 100 * spearman(pair_cosine(e1, e2), gold)
 
 
-def score_retrieval(encoder: Encoder, beir, dim: int | None = None) -> float:
-    """Retrieval: nDCG@10 x 100 of exact cosine search (queries "query", docs "passage")."""
+def retrieval_run(encoder: Encoder, beir, dim: int | None = None) -> dict[str, dict[str, float]]:
+    """Exact cosine search of every query over the corpus: a run ``{qid: {doc: score}}``."""
     from embedlab.search import dense_search
 
     if not beir.qrels:
         raise ValueError("retrieval task has empty qrels: nothing to score")
     q = checked_encode(encoder, [beir.queries[i] for i in beir.query_ids], "query", dim)
     d = checked_encode(encoder, list(beir.doc_texts), "passage", q.shape[1])
-    run = dense_search(q, d, beir.query_ids, beir.doc_ids, k=min(100, len(beir.doc_ids)))
-    return 100 * retrieval_scores(run, beir.qrels, ks=(10,))["ndcg@10"]
+    return dense_search(q, d, beir.query_ids, beir.doc_ids, k=min(100, len(beir.doc_ids)))
+
+
+def score_retrieval(encoder: Encoder, beir, dim: int | None = None) -> float:
+    """Retrieval: nDCG@10 x 100 (queries with role "query", documents "passage")."""
+    return 100 * retrieval_scores(retrieval_run(encoder, beir, dim), beir.qrels)["ndcg@10"]
 
 
 def score_pairs(
@@ -192,6 +196,30 @@ def _nli_pairs(ds, a: str, b: str, cap: int | None) -> tuple[list[str], list[str
     return list(sub[a]), list(sub[b]), [lab == 0 for lab in sub["label"]]
 
 
+def scifact_for_benchmark(n_queries: int | None, distractors_per_query: int = 3):
+    """SciFact test as the benchmark uses it: the full set, or in the fast profile a seeded
+    sample of ``n_queries`` claims with their relevant abstracts plus 3x as many
+    distractors (a small corpus: scores are inflated against the 5,183-doc figures)."""
+    from dataclasses import replace
+
+    from embedlab.data import load_scifact
+
+    beir = load_scifact("test", corpus="full" if profile().name == "full" else "subset")
+    keep = [beir.query_ids[i] for i in _sample(len(beir.query_ids), n_queries)]
+    if len(keep) == len(beir.query_ids):
+        return beir
+    relevant = sorted({d for q in keep for d in beir.qrels[q]})
+    others = [d for d in beir.doc_ids if d not in set(relevant)]
+    docs = relevant + [others[i] for i in _sample(len(others), distractors_per_query * len(keep))]
+    return replace(
+        beir,
+        corpus={d: beir.corpus[d] for d in docs},
+        queries={q: beir.queries[q] for q in keep},
+        qrels={q: beir.qrels[q] for q in keep},
+        subset_note=f"benchmark sample: {len(keep)} claims, {len(docs)} abstracts (scores inflated)",
+    )
+
+
 def run_task(task: Task, encoder: Encoder, dim: int | None = None) -> float:
     """Load the task's data (the profile's size) and score ``encoder`` on it."""
     from embedlab import data
@@ -201,7 +229,7 @@ def run_task(task: Task, encoder: Encoder, dim: int | None = None) -> float:
         ds = ds.select(_sample(len(ds), task.fast_rows))
         return score_sts(encoder, list(ds["sentence1"]), list(ds["sentence2"]), ds["score"], dim)
     if task.name == "SciFact":
-        return score_retrieval(encoder, data.load_scifact("test"), dim)
+        return score_retrieval(encoder, scifact_for_benchmark(task.fast_rows), dim)
     if task.name == "SICK-pairs":
         return score_pairs(
             encoder,
@@ -263,3 +291,34 @@ def tfidf_encoder(fit_texts: Sequence[str]) -> Encoder:
         raise ValueError("tfidf_encoder needs texts to fit its vocabulary")
     vec = TfidfVectorizer(sublinear_tf=True).fit(list(fit_texts))
     return lambda texts, role: vec.transform(texts).toarray().astype(np.float32)
+
+
+def paired_bootstrap(
+    a: Sequence[float],
+    b: Sequence[float],
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """Paired bootstrap of mean(a - b) over the same queries.
+
+    Resamples queries with replacement, keeping each query's pair of scores together,
+    so the interval reflects how much the gap depends on which queries were drawn.
+
+    Args:
+        a, b: per-query scores of two systems on the same Q queries (same order).
+    Returns: (mean difference, lower, upper) of the ``level`` percentile interval.
+    Production equivalent: ``scipy.stats.bootstrap((a - b,), np.mean)``.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(
+            f"need two non-empty 1-D score arrays of equal length, got {a.shape}, {b.shape}"
+        )
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    diff = a - b
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_resamples, len(diff)))
+    means = diff[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(diff.mean()), float(lo), float(hi)
