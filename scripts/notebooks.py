@@ -37,7 +37,8 @@ README = ROOT / "README.md"
 
 # The one place that names the public repository and the ref Colab installs from.
 REPO_URL = "https://github.com/embedlab/embedlab"
-REPO_REF = "main"
+# Colab installs this tag; tag every release `v<version>` when its notebooks are committed.
+REPO_REF = "v0.1.0"
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
@@ -270,16 +271,52 @@ def readme_table() -> str:
     return "\n".join(rows)
 
 
-BEGIN, END = "<!-- notebook-table:begin -->", "<!-- notebook-table:end -->"
+def collected_claims() -> list[tuple[Entry, dict]]:
+    """Claim rows that executed notebooks emitted with ``embedlab.report_claims``."""
+    found = []
+    for e in present():
+        path = NB_DIR / f"{e.slug}.ipynb"
+        if not path.exists():
+            continue
+        for cell in nbformat.read(path, as_version=4).cells:
+            for out in cell.get("outputs", []):
+                payload = out.get("data", {}).get("application/json", {})
+                if isinstance(payload, dict) and "embedlab_claims" in payload:
+                    found += [(e, row) for row in payload["embedlab_claims"]["rows"]]
+    return found
+
+
+def claims_table() -> str:
+    """README's "Reproduced claims" table: published vs measured, from notebook outputs."""
+    rows = [
+        "| claim | source | published | measured | setting | notebook |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e, r in collected_claims():
+        pub = "" if r["published"] is None else f"{r['published']}"
+        rows.append(
+            f"| {r['claim']} | {r['source']} | {pub} | {r['measured']} | {r['setting']} | "
+            f"[{e.slug[:2]}](notebooks/{e.slug}.ipynb) |"
+        )
+    return "\n".join(rows)
+
+
+SECTIONS = {
+    "notebook-table": readme_table,
+    "claims": claims_table,
+}
 
 
 def render_readme(text: str) -> str:
-    """README text with the generated table between the markers replaced."""
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"README.md lacks the {BEGIN} / {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{readme_table()}\n{END}{tail}"
+    """README text with every generated section between its markers replaced."""
+    for name, make in SECTIONS.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if begin not in text or end not in text:
+            raise ValueError(f"README.md lacks the {begin} / {end} markers")
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{make()}\n{end}{tail}"
+    return text
 
 
 def main(argv: list[str]) -> int:

@@ -72,3 +72,26 @@ def _quiet_libraries() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropOfflineHubNotice) for f in logger.filters):
             logger.addFilter(_DropOfflineHubNotice())
+
+
+def report_claims(notebook: str, rows: list[dict]) -> None:
+    """Print a notebook's reproduced claims and attach them to its output as JSON.
+
+    Each row: ``{"claim": str, "source": str, "published": float | None,
+    "measured": float, "setting": str}``. ``scripts/notebooks.py readme`` collects
+    these outputs from the executed notebooks into README's "Reproduced claims" table,
+    so the README never holds a number that a notebook did not produce.
+    """
+    from IPython.display import display
+
+    required = {"claim", "source", "published", "measured", "setting"}
+    for row in rows:
+        if set(row) != required:
+            raise ValueError(f"claim row keys {sorted(row)} must be exactly {sorted(required)}")
+    clean = [{**r, "measured": round(float(r["measured"]), 2)} for r in rows]
+    for r in clean:
+        pub = "" if r["published"] is None else f" (published {r['published']})"
+        print(f"{r['claim']}: {r['measured']}{pub} [{r['setting']}]")
+    display(
+        {"application/json": {"embedlab_claims": {"notebook": notebook, "rows": clean}}}, raw=True
+    )
