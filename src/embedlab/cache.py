@@ -114,6 +114,7 @@ def encode(
     batch_size: int = 32,
     use_cache: bool = True,
     show_progress_bar: bool | None = None,
+    fingerprint: str | None = None,
 ) -> np.ndarray:
     """Encode texts with a SentenceTransformer, reusing cached results.
 
@@ -123,6 +124,8 @@ def encode(
         prompt / prompt_name: a literal prefix, or the name of one of the model's
             configured prompts (e.g. E5's ``"query"`` -> ``"query: "``).
         normalize: L2-normalise rows, so dot product = cosine.
+        fingerprint: :func:`model_fingerprint` of ``model`` if the caller already has it
+            (saves re-hashing the weights on every call while they cannot change).
 
     Returns:
         (N, D) float32 array; row i embeds texts[i].
@@ -139,10 +142,9 @@ def encode(
                 f"prompt_name={prompt_name!r} unknown; model has {sorted(model.prompts)}"
             )
         prompt = model.prompts[prompt_name]
-    path = (
-        cache_dir()
-        / f"{cache_key(model_fingerprint(model), texts, prompt, normalize, model.max_seq_length)}.npy"
-    )
+    fingerprint = fingerprint or model_fingerprint(model)
+    key = cache_key(fingerprint, texts, prompt, normalize, model.max_seq_length)
+    path = cache_dir() / f"{key}.npy"
     if use_cache and (hit := load_cached(path)) is not None and hit.shape[0] == len(texts):
         return hit
     show = len(texts) >= PROGRESS_MIN_TEXTS if show_progress_bar is None else show_progress_bar
