@@ -12,6 +12,7 @@ Commands::
 
     python scripts/notebooks.py build      # .py sources -> .ipynb, without outputs
     python scripts/notebooks.py run [NN]   # build, execute in order in a fresh kernel, save outputs + runtime
+    python scripts/notebooks.py stamp      # refresh generated header/footer links in executed notebooks
     python scripts/notebooks.py check      # exit 1 if a notebook differs from its source + generated parts
     python scripts/notebooks.py readme     # regenerate README's notebook table from data/runtimes.json
 """
@@ -250,6 +251,22 @@ def run(e: Entry, timeout: int = 900) -> float:
     return seconds
 
 
+def stamp(e: Entry) -> None:
+    """Refresh an executed notebook's generated markdown (header, footer) in place.
+
+    Navigation depends on which notebooks exist, so adding one changes its neighbours'
+    links; their outputs stay valid, and only these two markdown cells are rewritten.
+    """
+    path = NB_DIR / f"{e.slug}.ipynb"
+    nb, fresh = nbformat.read(path, as_version=4), build_notebook(e)
+    by_tag = {c.metadata.get("tags", [None])[0]: c for c in fresh.cells}
+    for cell in nb.cells:
+        tag = cell.metadata.get("tags", [None])[0]
+        if tag in ("generated-header", "generated-footer"):
+            cell.source = by_tag[tag].source
+    nbformat.write(nb, path)
+
+
 def readme_table() -> str:
     """The README's notebook table, from the course plan and measured runtimes."""
     runtimes = json.loads(RUNTIMES.read_text()) if RUNTIMES.exists() else {}
@@ -329,6 +346,9 @@ def main(argv: list[str]) -> int:
         for e in selected:
             run(e)
         README.write_text(render_readme(README.read_text()))
+    elif cmd == "stamp":
+        for e in selected:
+            stamp(e)
     elif cmd == "readme":
         README.write_text(render_readme(README.read_text()))
     elif cmd == "check":

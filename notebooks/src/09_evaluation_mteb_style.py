@@ -13,6 +13,8 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from datasets import Dataset
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
 import embedlab
 from embedlab.benchmark import (
@@ -24,9 +26,11 @@ from embedlab.benchmark import (
     tfidf_encoder,
 )
 from embedlab.config import is_offline
-from embedlab.data import load_stsb
+from embedlab.data import load_scifact, load_stsb
 from embedlab.evaluate import benchmark, retrieval_per_query
 from embedlab.models import E5_SMALL, MINILM, SMOLLM, load_model, raw_lm_encoder
+from embedlab.train import finetuned, make_loss, scaled_steps, to_regression
+from embedlab.train import train as train_model
 
 full = embedlab.profile().name == "full"
 scifact = scifact_for_benchmark(TASKS["SciFact"].fast_rows)
@@ -71,10 +75,40 @@ print(scifact.sizes, "|", scifact.subset_note or "full corpus")
 #   SciFact abstracts (no labels);
 # - **SmolLM2-135M, mean-pooled**: a language model never trained for similarity;
 # - **all-MiniLM-L6-v2** and **multilingual-e5-small** (with its `query: `/`passage: `
-#   prompts; `query: ` on both sides of symmetric tasks).
+#   prompts; `query: ` on both sides of symmetric tasks);
+# - two **fine-tuned** MiniLMs, recipes from earlier notebooks: the regression objective
+#   on STS-B train (notebook 05) and in-batch-negatives InfoNCE on SciFact train claims
+#   with their cited abstracts (notebook 06). `embedlab.train.finetuned` loads them from
+#   the model cache, or retrains them (the profile's step budget) when it is missing.
 
 # %%
 train = load_stsb("train")
+
+
+def minilm_stsb_regression(steps: int):
+    """Notebook 05's recipe: cos(u, v) regressed on STS-B train scores / 5 (MSE)."""
+    model = load_model(MINILM)
+    train_model(model, to_regression(train), make_loss("regression", model), steps, progress=False)
+    return model
+
+
+def minilm_scifact_infonce(steps: int):
+    """Notebook 06's recipe: (claim, cited abstract) pairs, in-batch negatives, tau = 0.05."""
+    model = load_model(MINILM, max_seq_length=128)
+    sf = load_scifact("train", corpus="full")
+    pairs = [
+        (sf.queries[q], f"{sf.corpus[d]['title']} {sf.corpus[d]['text']}")
+        for q in sf.query_ids
+        for d in sorted(sf.qrels[q])
+    ]
+    ds = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
+    loss = MultipleNegativesRankingLoss(model, scale=20.0)
+    train_model(model, ds, loss, steps, batch_size=16, progress=False)
+    model.max_seq_length = 256  # trained on 128 tokens; evaluated like the base model
+    return model
+
+
+steps_05, steps_06 = scaled_steps(1000, cpu_cap=15), scaled_steps(500, cpu_cap=12)
 models = {
     "TF-IDF": tfidf_encoder(
         list(train["sentence1"]) + list(train["sentence2"]) + scifact.doc_texts
@@ -82,7 +116,14 @@ models = {
     "SmolLM2-135M (mean)": raw_lm_encoder(SMOLLM, pooling="mean"),
     "all-MiniLM-L6-v2": load_model(MINILM),
     "multilingual-e5-small": load_model(E5_SMALL),
+    "MiniLM + STS-B regression (05)": finetuned(
+        f"minilm-stsb-regression-{steps_05}", lambda: minilm_stsb_regression(steps_05)
+    ),
+    "MiniLM + SciFact InfoNCE (06)": finetuned(
+        f"minilm-scifact-infonce-{steps_06}", lambda: minilm_scifact_infonce(steps_06)
+    ),
 }
+print({name: getattr(m, "max_seq_length", "-") for name, m in models.items()})
 
 
 def leaderboard() -> tuple[pd.DataFrame, float]:
@@ -97,7 +138,7 @@ board["average"] = board.mean(axis=1)
 print(board.round(2).to_string())
 
 # %%
-fig, ax = plt.subplots(figsize=(10, 3.2))
+fig, ax = plt.subplots(figsize=(10, 4.2))
 im = ax.imshow(board.values, cmap="viridis", aspect="auto", vmin=0, vmax=100)
 ax.set_xticks(range(board.shape[1]), board.columns, rotation=30, ha="right")
 ax.set_yticks(range(board.shape[0]), board.index)

@@ -88,3 +88,33 @@ def static_token_encoder(model_id: str = MINILM):
     weights = hf_model.get_input_embeddings().weight.detach().clone()
     static = StaticEmbedding(source.tokenizer.backend_tokenizer, embedding_weights=weights)
     return SentenceTransformer(modules=[static], device="cpu")
+
+
+RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+STANDIN_NOTE = (
+    "OFFLINE STAND-IN, not a pretrained re-ranker: all-MiniLM-L6-v2's body with a new "
+    "[CLS] head, trained in this run on {n} SciFact-train (claim, abstract) pairs"
+)
+
+
+def load_reranker(max_length: int | None = None):
+    """The re-ranker of notebook 03 and a one-line description of what it is.
+
+    Online: the published cross-encoder ``RERANKER`` (MiniLM-L6 trained on MS MARCO), with
+    the profile's length cap. Offline, where no pretrained cross-encoder exists (no PyPI
+    package ships one), the stand-in of :func:`embedlab.rerank.train_standin_reranker`.
+
+    Returns: (``CrossEncoder``, description to print wherever its scores are shown).
+    """
+    from embedlab.config import is_offline
+
+    if is_offline():
+        from embedlab.rerank import standin_pairs_budget, train_standin_reranker
+
+        n = standin_pairs_budget()
+        return train_standin_reranker(n), STANDIN_NOTE.format(n=n)
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    cap = max_length or profile().max_seq_length
+    model = CrossEncoder(RERANKER, max_length=cap, device=None)
+    return model, f"{RERANKER} (published; trained on MS MARCO)"

@@ -1,0 +1,397 @@
+"""Training helpers: SBERT's objectives, their input formats, and a short trainer run.
+
+SBERT (Reimers & Gurevych 2019, section 3) trains one siamese encoder with three
+objectives. Each needs its own input columns, which :func:`to_objective_format` builds
+from our loaders' rows:
+
+===============  =====================================  ======================  ==============
+objective        columns (in this order)                from                    loss
+===============  =====================================  ======================  ==============
+classification   sentence1, sentence2, label (int 0-2)  SNLI / SICK pairs       SoftmaxLoss
+regression       sentence1, sentence2, label (0-1)      STS-B / SICK scores /5  CosineSimilarity
+triplet          anchor, positive, negative             NLI premise + ent/con   TripletLoss
+===============  =====================================  ======================  ==============
+
+sentence-transformers passes every column but ``label``/``score`` to the model in
+order, and the label column to the loss. :func:`train` wraps ``SentenceTransformerTrainer``
+for a step budget scaled by the profile (``profile().train_steps_scale``), quiet (no
+reports, no checkpoints, one progress bar) and seeded.
+
+Shapes: B batch, D embedding dimension, C classes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+
+from embedlab.config import profile
+
+OBJECTIVES = ("classification", "regression", "triplet")
+_COLUMNS = {
+    "classification": ["sentence1", "sentence2", "label"],
+    "regression": ["sentence1", "sentence2", "label"],
+    "triplet": ["anchor", "positive", "negative"],
+}
+_NLI = {"entailment": 0, "neutral": 1, "contradiction": 2}
+
+
+def _check_objective(objective: str) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
+
+
+def _pair_columns(ds: Dataset) -> tuple[str, str]:
+    """The two text columns of an NLI/STS table: premise/hypothesis or sentence1/sentence2."""
+    for a, b in (("premise", "hypothesis"), ("sentence1", "sentence2")):
+        if a in ds.column_names and b in ds.column_names:
+            return a, b
+    raise ValueError(
+        f"dataset has columns {ds.column_names}; expected premise/hypothesis (SNLI) or "
+        "sentence1/sentence2 (SICK, STS-B)"
+    )
+
+
+def _require(ds: Dataset, column: str, objective: str) -> None:
+    if len(ds) == 0:
+        raise ValueError(f"empty dataset: nothing to turn into {objective} examples")
+    if column not in ds.column_names:
+        raise ValueError(f"{objective} needs a {column!r} column; dataset has {ds.column_names}")
+
+
+def to_classification(ds: Dataset) -> Dataset:
+    """NLI rows -> (sentence1, sentence2, label): SBERT's classification input.
+
+    Args:
+        ds: SNLI (premise, hypothesis, label) or SICK (sentence1, sentence2, label) rows,
+            label 0 entailment / 1 neutral / 2 contradiction.
+    Returns: a Dataset with columns sentence1, sentence2, label (int), one row per pair.
+    Production equivalent: ``sentence-transformers/all-nli``, config ``pair-class``.
+    """
+    _require(ds, "label", "classification")
+    a, b = _pair_columns(ds)
+    labels = [int(x) for x in ds["label"]]
+    if not set(labels) <= {0, 1, 2}:
+        raise ValueError(f"NLI labels must be 0/1/2, found {sorted(set(labels))}")
+    return Dataset.from_dict({"sentence1": ds[a], "sentence2": ds[b], "label": labels})
+
+
+def to_regression(ds: Dataset, max_score: float = 5.0) -> Dataset:
+    """Scored pairs -> (sentence1, sentence2, label = score / max_score): regression input.
+
+    CosineSimilarityLoss regresses cos(u, v) on the label, so gold scores are scaled to
+    [0, 1] (STS-B 0-5 -> 0-1; SICK's 1-5 becomes 0.2-1, a cosine range we accept).
+    Returns: a Dataset with columns sentence1, sentence2, label (float).
+    Production equivalent: ``sentence-transformers/stsb`` (already scaled to 0-1).
+    """
+    _require(ds, "score", "regression")
+    if not max_score > 0:
+        raise ValueError(f"max_score must be > 0, got {max_score}")
+    a, b = _pair_columns(ds)
+    scores = [float(s) / max_score for s in ds["score"]]
+    if min(scores) < 0 or max(scores) > 1:
+        raise ValueError(f"score / max_score must lie in [0, 1]; got {min(scores)}..{max(scores)}")
+    return Dataset.from_dict({"sentence1": ds[a], "sentence2": ds[b], "label": scores})
+
+
+def to_triplets(ds: Dataset, seed: int = 0) -> Dataset:
+    """NLI rows -> (anchor, positive, negative) triplets, as SBERT builds them.
+
+    The anchor is a premise, the positive one of its entailment hypotheses, the negative
+    one of its contradiction hypotheses; premises lacking either are skipped, neutral
+    hypotheses are not used. One triplet per premise (first entailment x a seeded choice
+    of contradiction), in the order premises first appear.
+    Returns: a Dataset with columns anchor, positive, negative.
+    Production equivalent: ``sentence-transformers/all-nli``, config ``triplet``.
+    """
+    _require(ds, "label", "triplet")
+    a, b = _pair_columns(ds)
+    by_premise: dict[str, dict[int, list[str]]] = {}
+    for p, h, y in zip(ds[a], ds[b], ds["label"], strict=True):
+        by_premise.setdefault(p, {}).setdefault(int(y), []).append(h)
+    rng, rows = random.Random(seed), {"anchor": [], "positive": [], "negative": []}
+    for premise, hyps in by_premise.items():
+        if _NLI["entailment"] in hyps and _NLI["contradiction"] in hyps:
+            rows["anchor"].append(premise)
+            rows["positive"].append(hyps[_NLI["entailment"]][0])
+            rows["negative"].append(rng.choice(hyps[_NLI["contradiction"]]))
+    if not rows["anchor"]:
+        raise ValueError("no premise has both an entailment and a contradiction hypothesis")
+    return Dataset.from_dict(rows)
+
+
+def to_objective_format(ds: Dataset, objective: str, **kwargs) -> Dataset:
+    """Dispatch to :func:`to_classification`, :func:`to_regression` or :func:`to_triplets`."""
+    _check_objective(objective)
+    fn = {"classification": to_classification, "regression": to_regression}
+    return fn.get(objective, to_triplets)(ds, **kwargs)
+
+
+def make_loss(objective: str, model, **kwargs) -> torch.nn.Module:
+    """The sentence-transformers loss SBERT used for ``objective``, with the paper's settings.
+
+    classification: SoftmaxLoss over (u, v, |u - v|), 3 labels (kwargs pass the
+    ``concatenation_sent_*`` flags); regression: CosineSimilarityLoss (MSE of cos vs
+    label); triplet: TripletLoss, Euclidean distance, margin 1.
+    """
+    from sentence_transformers.sentence_transformer import losses
+
+    _check_objective(objective)
+    if objective == "classification":
+        dim = model.get_embedding_dimension()
+        return losses.SoftmaxLoss(model, dim, num_labels=3, **kwargs)
+    if objective == "regression":
+        return losses.CosineSimilarityLoss(model, **kwargs)
+    metric = losses.TripletDistanceMetric.EUCLIDEAN
+    return losses.TripletLoss(model, distance_metric=metric, triplet_margin=1.0, **kwargs)
+
+
+def softmax_classifier_loss(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    difference: bool = True,
+    product: bool = False,
+) -> torch.Tensor:
+    """SBERT's classification objective: CE(softmax(W [u; v; |u - v|] + b), label).
+
+    Args:
+        u, v: (B, D) embeddings of the two sentences of each pair.
+        labels: (B,) int class ids in [0, C).
+        weight, bias: (C, k*D) and (C,), the trainable classifier (k = 2 + difference + product).
+        difference / product: append |u - v| / u * v to the features.
+    Returns: scalar mean cross-entropy. Leaves out: the encoder (u, v are given).
+    Production equivalent: ``SoftmaxLoss`` (``concatenation_sent_difference`` /
+    ``concatenation_sent_multiplication``).
+    """
+    if u.ndim != 2 or u.shape != v.shape or labels.shape != (u.shape[0],):
+        raise ValueError(
+            f"need u, v (B, D) and labels (B,); got {tuple(u.shape)}, {tuple(v.shape)}, "
+            f"{tuple(labels.shape)}"
+        )
+    parts = [u, v] + ([torch.abs(u - v)] if difference else []) + ([u * v] if product else [])
+    features = torch.cat(parts, dim=1)  # (B, k*D)
+    if weight.shape != (bias.shape[0], features.shape[1]):
+        raise ValueError(
+            f"weight {tuple(weight.shape)} must be (C, {features.shape[1]}) for bias {tuple(bias.shape)}"
+        )
+    return F.cross_entropy(features @ weight.T + bias, labels)
+
+
+def scaled_steps(full_steps: int, minimum: int = 1, cpu_cap: int | None = None) -> int:
+    """Steps for the active profile: ``round(full_steps * train_steps_scale)``, >= minimum.
+
+    ``full_steps`` is the full-profile budget (GPU); the fast profile runs a tenth of it,
+    further capped at ``cpu_cap`` when given (the cap never applies to the full profile).
+    """
+    if full_steps < 1 or minimum < 1 or (cpu_cap is not None and cpu_cap < 1):
+        raise ValueError(
+            f"full_steps, minimum and cpu_cap must be >= 1, got {full_steps}, {minimum}, {cpu_cap}"
+        )
+    scale = profile().train_steps_scale
+    steps = max(minimum, round(full_steps * scale))
+    return min(steps, cpu_cap) if cpu_cap is not None and scale < 1 else steps
+
+
+def freeze_lower_layers(model, train_top: int) -> tuple[int, int]:
+    """Freeze a transformer's embeddings and all but its top ``train_top`` layers.
+
+    Layers are found by parameter name (``...layer.<i>.`` or ``...layers.<i>.``, as in
+    BERT and Llama-style models); parameters outside any numbered layer except the token
+    embeddings (e.g. a final norm) stay trainable. Backward then stops at the first
+    trainable layer, which makes a step several times cheaper: a CPU budget cut.
+    Returns: (trainable, total) parameter counts.
+    Production equivalent: ``param.requires_grad_(False)`` loops, or PEFT adapters.
+    """
+    import re
+
+    if train_top < 1:
+        raise ValueError(f"train_top must be >= 1, got {train_top}")
+    pattern = re.compile(r"\.layers?\.(\d+)\.")
+    named = list(model.named_parameters())
+    indices = [int(m.group(1)) for n, _ in named if (m := pattern.search(n))]
+    if not indices:
+        raise ValueError("no numbered transformer layers (…layer.<i>. / …layers.<i>.) found")
+    first_trained = max(indices) + 1 - train_top
+    for name, param in named:
+        m = pattern.search(name)
+        frozen = int(m.group(1)) < first_trained if m else "embed" in name
+        param.requires_grad_(not frozen)
+    trainable = sum(p.numel() for _, p in named if p.requires_grad)
+    return trainable, sum(p.numel() for _, p in named)
+
+
+@dataclass
+class TrainResult:
+    """A finished run: the trained model, (step, loss) history, wall time and settings."""
+
+    model: object
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+    examples: int = 0
+
+
+def _check_train_inputs(dataset: Dataset, loss: torch.nn.Module, steps: int, bs: int) -> None:
+    if len(dataset) == 0:
+        raise ValueError("empty training dataset: need at least one example")
+    if steps < 1 or bs < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={bs}")
+    expected = _expected_columns(loss)
+    if expected is not None and list(dataset.column_names) != expected:
+        raise ValueError(
+            f"{type(loss).__name__} expects columns {expected} in that order; "
+            f"dataset has {dataset.column_names} (see to_objective_format)"
+        )
+
+
+def _expected_columns(loss: torch.nn.Module) -> list[str] | None:
+    name = type(loss).__name__
+    return {
+        "SoftmaxLoss": _COLUMNS["classification"],
+        "CosineSimilarityLoss": _COLUMNS["regression"],
+        "TripletLoss": _COLUMNS["triplet"],
+    }.get(name)
+
+
+def _trainer_classes():
+    """Build (lazily: importing sentence-transformers is slow) the quiet trainer + bar."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class QuietTrainer(SentenceTransformerTrainer):
+        """No model-card callback: it samples widget examples with its own progress bar."""
+
+        def add_model_card_callback(self, default_args_dict) -> None:
+            return None
+
+    class Bar(TrainerCallback):
+        """One tqdm bar per run, showing the last logged loss."""
+
+        def __init__(self, desc: str) -> None:
+            self.desc, self.bar = desc, None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = tqdm(total=state.max_steps, desc=self.desc, unit="step")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.bar.update(1)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.bar.close()
+
+    return QuietTrainer, Bar
+
+
+def _training_args(out: str, steps: int, batch_size: int, lr: float, seed: int, log_every: int):
+    """Quiet, seeded arguments: no reports, no checkpoints, 10% linear warm-up."""
+    from sentence_transformers.sentence_transformer.training_args import (
+        SentenceTransformerTrainingArguments,
+    )
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=out,
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        warmup_steps=0.1,  # a float < 1 is a fraction of max_steps
+        seed=seed,
+        data_seed=seed,
+        logging_steps=log_every,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,  # train() adds one quiet bar instead
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def train(
+    model,
+    dataset: Dataset,
+    loss: torch.nn.Module,
+    steps: int,
+    batch_size: int = 16,
+    learning_rate: float = 2e-5,
+    seed: int = 0,
+    log_every: int = 5,
+    progress: bool = True,
+    desc: str | None = None,
+) -> TrainResult:
+    """Train ``model`` in place for exactly ``steps`` optimiser steps; quiet and seeded.
+
+    Args:
+        model: a SentenceTransformer (``loss`` must wrap this same model).
+        dataset: rows in the loss's format (:func:`to_objective_format`); shuffled with
+            ``seed``, cycled if ``steps * batch_size`` exceeds it.
+        steps: optimiser steps (use :func:`scaled_steps` for a profile-scaled budget).
+    Returns: TrainResult with the model (eval mode) and the training loss every
+    ``log_every`` steps. Leaves out: evaluation during training, checkpoints, saving.
+    Production equivalent: ``SentenceTransformerTrainer(...).train()`` with your own
+    ``SentenceTransformerTrainingArguments`` (this is a thin wrapper around it).
+    """
+    from transformers.trainer_callback import PrinterCallback
+
+    _check_train_inputs(dataset, loss, steps, batch_size)
+    _QuietTrainer, _Bar = _trainer_classes()
+    with tempfile.TemporaryDirectory(prefix="embedlab-train-") as out:
+        args = _training_args(out, steps, batch_size, learning_rate, seed, log_every)
+        trainer = _QuietTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+        trainer.remove_callback(PrinterCallback)
+        if progress:
+            trainer.add_callback(_Bar(desc or type(loss).__name__))
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    history = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    model.eval()
+    return TrainResult(model, history, seconds, steps, steps * batch_size)
+
+
+def loss_curve(result: TrainResult) -> Sequence[float]:
+    """Just the logged loss values of a run, in step order."""
+    return [loss for _, loss in result.losses]
+
+
+def finetuned(name: str, build: Callable[[], object]):
+    """A fine-tuned SentenceTransformer cached under ``home_dir()/models/<name>``.
+
+    Loads the saved model when it exists; otherwise calls ``build()`` (which trains and
+    returns the model), saves it atomically (temp folder, then rename) and returns it.
+    Put every setting that changes the result into ``name`` (e.g. the step count), so a
+    different recipe never loads a stale model.
+    Production equivalent: ``model.save_pretrained(path)`` / ``SentenceTransformer(path)``.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    from embedlab.config import home_dir
+
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"model cache name {name!r} must be a non-empty plain folder name")
+    path = home_dir() / "models" / name
+    if (path / "modules.json").exists():
+        return SentenceTransformer(str(path), device="cpu")
+    model = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=path.parent)
+    try:
+        model.save_pretrained(tmp)
+        os.replace(tmp, path)
+    except OSError:  # another run saved the same name first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model
