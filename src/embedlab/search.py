@@ -234,3 +234,90 @@ class FaissIndex:
         if not 1 <= k <= self.index.ntotal:
             raise ValueError(f"k={k} must be between 1 and the index size {self.index.ntotal}")
         return self.index.search(self._prep(queries, "queries"), k)
+
+
+def mine_pairs(
+    embeddings: np.ndarray | torch.Tensor, top_k: int = 10, chunk_size: int = 5_000
+) -> list[tuple[float, int, int]]:
+    """Paraphrase mining: the most similar pairs of a set of texts, by exact all-pairs search.
+
+    Every row is searched against the whole set in chunks of ``chunk_size`` rows (memory
+    chunk_size x N, not N x N); each row keeps its ``top_k`` nearest *other* rows, and
+    the pairs are deduplicated as (i, j) with i < j. Exhaustive within each row's top_k:
+    a pair that is in neither row's top_k is left out (as in sentence-transformers).
+    Production equivalent: ``sentence_transformers.util.paraphrase_mining_embeddings``.
+
+    Args:
+        embeddings: (N, D) embeddings, N >= 2.
+        top_k: neighbours kept per row, 1 <= top_k <= N - 1.
+
+    Returns:
+        ``[(cosine, i, j), ...]`` sorted by descending cosine (ties: i, then j).
+    """
+    e = _as_tensor(embeddings, "embeddings")
+    n = e.shape[0]
+    if n < 2:
+        raise ValueError(f"need at least 2 embeddings to mine pairs, got {n}")
+    if not 1 <= top_k <= n - 1:
+        raise ValueError(f"top_k={top_k} must be between 1 and N-1={n - 1}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    pairs: dict[tuple[int, int], float] = {}
+    for start in range(0, n, chunk_size):
+        scores, idx = exact_topk(e[start : start + chunk_size], e, top_k + 1)
+        for row, (s_row, i_row) in enumerate(zip(scores.tolist(), idx.tolist(), strict=True)):
+            i = start + row
+            others = [(j, s) for j, s in zip(i_row, s_row, strict=True) if j != i][:top_k]
+            for j, s in others:
+                pairs.setdefault((min(i, j), max(i, j)), s)
+    return sorted(((s, i, j) for (i, j), s in pairs.items()), key=lambda x: (-x[0], x[1], x[2]))
+
+
+def hits_to_tensors(hits: Sequence[Sequence[dict]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sentence_transformers.util.semantic_search`` output as (Q, k) scores and indices.
+
+    Args:
+        hits: one list per query of ``{"corpus_id": int, "score": float}``, best first,
+            every list of the same length k.
+
+    Returns:
+        (Q, k) float32 scores and (Q, k) int64 corpus indices, the shapes of :func:`exact_topk`.
+    """
+    if not hits or any(len(row) != len(hits[0]) for row in hits) or not hits[0]:
+        raise ValueError("hits must be a non-empty list of equally long, non-empty hit lists")
+    try:
+        scores = torch.tensor([[h["score"] for h in row] for row in hits], dtype=torch.float32)
+        idx = torch.tensor([[h["corpus_id"] for h in row] for row in hits], dtype=torch.long)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"every hit must be a dict with 'corpus_id' and 'score' ({exc})") from None
+    return scores, idx
+
+
+def same_topk(
+    a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], atol: float = 1e-5
+) -> bool:
+    """True when two top-k results agree: the same scores, and the same ids up to ties.
+
+    ``a`` and ``b`` are ``(scores, indices)`` pairs of shape (Q, k), best first. Scores
+    must match within ``atol``. Ids must match position by position, except inside a
+    run of scores tied within ``atol``, where only the set of ids must match; a tie run
+    that reaches position k may continue beyond the cut, so its ids are not compared.
+    """
+    (sa, ia), (sb, ib) = (tuple(torch.as_tensor(x) for x in pair) for pair in (a, b))
+    if not (sa.shape == ia.shape == sb.shape == ib.shape) or sa.ndim != 2:
+        raise ValueError(
+            f"need (scores, indices) pairs of one (Q, k) shape, got {tuple(sa.shape)}, "
+            f"{tuple(ia.shape)}, {tuple(sb.shape)}, {tuple(ib.shape)}"
+        )
+    if not torch.allclose(sa.float(), sb.float(), atol=atol, rtol=0):
+        return False
+    for s_row, a_row, b_row in zip(sa.tolist(), ia.tolist(), ib.tolist(), strict=True):
+        start, k = 0, len(s_row)
+        while start < k:
+            end = start + 1
+            while end < k and abs(s_row[end] - s_row[end - 1]) <= atol:
+                end += 1
+            if end < k and set(a_row[start:end]) != set(b_row[start:end]):
+                return False
+            start = end
+    return True
