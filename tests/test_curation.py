@@ -1,0 +1,130 @@
+"""Unit tests for embedlab.curation: weak pairs, noise injection, consistency filtering."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from embedlab.curation import (
+    WeakPairs,
+    consistency_filter,
+    filter_report,
+    inject_noise,
+    passage_ranks,
+    title_abstract_pairs,
+)
+
+CORPUS = {f"d{i}": {"title": f"Title {i}", "text": f"Abstract number {i}."} for i in range(10)} | {
+    "empty": {"title": "", "text": "no title"},
+    "blank": {"title": "T", "text": "  "},
+}
+
+
+def test_title_abstract_pairs_builds_clean_pairs_and_excludes():
+    pairs = title_abstract_pairs(CORPUS, exclude={"d3"})
+    assert len(pairs) == 9  # 10 docs - d3; "empty" and "blank" skipped
+    assert "d3" not in pairs.query_ids
+    i = pairs.query_ids.index("d7")
+    assert (pairs.queries[i], pairs.passages[i]) == ("Title 7", "Abstract number 7.")
+    assert not pairs.noisy.any()
+    assert pairs.to_dataset().column_names == ["anchor", "positive"]
+
+
+def test_title_abstract_pairs_respects_order_and_rejects_bad_input():
+    pairs = title_abstract_pairs(CORPUS, doc_ids=["d2", "d1"])
+    assert pairs.query_ids == ["d2", "d1"]
+    with pytest.raises(ValueError, match="not in the corpus"):
+        title_abstract_pairs(CORPUS, doc_ids=["nope"])
+    with pytest.raises(ValueError, match="no document left"):
+        title_abstract_pairs(CORPUS, doc_ids=["d1"], exclude=["d1"])
+
+
+def test_weak_pairs_rejects_ragged_columns_and_bad_mask():
+    with pytest.raises(ValueError, match="equal lengths"):
+        WeakPairs(["q"], ["p", "p2"], ["a"], ["a"])
+    pairs = title_abstract_pairs(CORPUS)
+    assert pairs.select(np.arange(len(pairs)) < 3).query_ids == ["d0", "d1", "d2"]
+    with pytest.raises(ValueError, match="bool array"):
+        pairs.select([1, 0, 1])
+
+
+def test_inject_noise_is_a_seeded_derangement_of_the_chosen_pairs():
+    clean = title_abstract_pairs(CORPUS)
+    noisy = inject_noise(clean, fraction=0.5, seed=1)
+    assert int(noisy.noisy.sum()) == round(0.5 * len(clean))
+    assert sorted(noisy.passages) == sorted(clean.passages)  # passages only moved
+    assert noisy.queries == clean.queries and not clean.noisy.any()  # input untouched
+    assert inject_noise(clean, 0.5, seed=1) == noisy
+    assert inject_noise(clean, 0.0).passages == clean.passages
+
+
+def test_inject_noise_rejects_bad_fraction_and_noisy_input():
+    clean = title_abstract_pairs(CORPUS)
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match=r"\[0, 1\)"):
+            inject_noise(clean, bad)
+    with pytest.raises(ValueError, match="1 noisy pair"):
+        inject_noise(clean, 0.1)  # round(0.1 * 10) == 1
+    with pytest.raises(ValueError, match="already contain noise"):
+        inject_noise(inject_noise(clean, 0.5), 0.5)
+
+
+def test_passage_ranks_counts_strictly_better_candidates():
+    q = torch.eye(3)
+    p = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 0.5, 0.5]])
+    ranks = passage_ranks(q, p)
+    # q0: own 1.0, p1 ties (not higher) -> 0; q1: own 0, p2 scores 0.5 -> 1; q2: own 0.5 -> 0
+    assert ranks.tolist() == [0, 1, 0]
+    extra = torch.tensor([[0.0, 0, 2.0], [2.0, 0, 0]])
+    assert passage_ranks(q, p, extra).tolist() == [1, 1, 1]
+    assert passage_ranks(q, p, extra, chunk_size=1).tolist() == [1, 1, 1]
+
+
+def test_passage_ranks_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="differ"):
+        passage_ranks(np.ones((3, 4)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="D=5"):
+        passage_ranks(np.ones((3, 4)), np.ones((3, 4)), np.ones((2, 5)))
+    with pytest.raises(ValueError, match="2-D"):
+        passage_ranks(np.ones(4), np.ones(4))
+    with pytest.raises(ValueError, match="NaN"):
+        passage_ranks(np.full((2, 2), np.nan), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="chunk_size"):
+        passage_ranks(np.ones((2, 2)), np.ones((2, 2)), chunk_size=0)
+
+
+def test_consistency_filter_keeps_top_k():
+    assert consistency_filter(np.array([0, 1, 2, 5]), k=2).tolist() == [True, True, False, False]
+    assert consistency_filter([0, 1], k=1).tolist() == [True, False]
+    with pytest.raises(ValueError, match="k must be"):
+        consistency_filter([0, 1], k=0)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        consistency_filter(np.array([0.5, 1.0]))
+    with pytest.raises(ValueError, match="non-negative integers"):
+        consistency_filter(np.array([-1, 0]))
+
+
+def test_filter_report_precision_recall():
+    keep = np.array([True, True, False, False, True])
+    noisy = np.array([False, True, True, False, False])
+    r = filter_report(keep, noisy)
+    assert r["precision"] == 0.5  # removed {2, 3}: 2 is noisy
+    assert r["recall"] == 0.5  # noisy {1, 2}: 2 removed
+    assert r["clean_kept"] == pytest.approx(2 / 3)
+    assert r["noise_before"] == pytest.approx(0.4)
+    assert r["noise_after"] == pytest.approx(1 / 3)
+    assert r["kept"] == 3
+    nothing_removed = filter_report(np.ones(2, bool), np.zeros(2, bool))
+    assert math.isnan(nothing_removed["precision"]) and math.isnan(nothing_removed["recall"])
+
+
+def test_filter_report_rejects_bad_input():
+    with pytest.raises(ValueError, match="bool arrays"):
+        filter_report(np.array([1, 0]), np.array([True, False]))
+    with pytest.raises(ValueError, match="bool arrays"):
+        filter_report(np.ones(3, bool), np.ones(2, bool))
+    with pytest.raises(ValueError, match="empty"):
+        filter_report(np.ones(0, bool), np.ones(0, bool))
