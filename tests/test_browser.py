@@ -8,7 +8,7 @@ into the app's box, clicks Search and checks that ranked results appear. It save
 
 It skips only when Chromium or Playwright is missing (``scripts/install_browser.sh``
 installs the browser; ``playwright`` is a dev dependency; never ``playwright install``).
-Runtime: about the notebook's own runtime plus ~20 s (longer with a cold embedding cache).
+Runtime: ~40 s with a warm embedding cache; with a cold one, add the notebook's cold runtime.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-QUERY = "Does vitamin D supplementation prevent bone fractures?"
+# Not a query the notebook itself runs: the results must come from this browser search.
+QUERY = "Is smoking a risk factor for lung cancer?"
 RUN_ALL_TIMEOUT_S = 600
 # JupyterLab user settings: no autosave (the copy is scratch anyway), no news / update
 # checks (no network), every cell kept in the DOM so prompts can be read.
