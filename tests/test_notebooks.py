@@ -56,3 +56,35 @@ def test_parse_source_splits_markdown_and_code():
 def test_readme_render_requires_markers():
     with pytest.raises(ValueError, match="markers"):
         nbtool.render_readme("no markers here")
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.slug)
+def test_summary_reports_claims(entry):
+    """Each notebook's Summary feeds README's "Reproduced claims" (embedlab.report_claims)."""
+    rows = [row for e, row in nbtool.collected_claims() if e.slug == entry.slug]
+    assert rows, f"{entry.slug} emits no claims: call embedlab.report_claims in its Summary"
+    assert all(isinstance(r["measured"], float | int) for r in rows)
+
+
+def test_makefile_runs_the_documented_nbval_command():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\nnbval:", 1)[1].split("\n\n", 1)[0]
+    assert "-m pytest " + " ".join(nbtool.NBVAL_ARGS) in recipe
+    assert "--ignore" not in recipe, "every notebook runs under nbval"
+
+
+def test_conftest_widens_nbval_output_timeout():
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+
+    class IPyNbCell:  # stands in for nbval's item class, matched by name
+        output_timeout = 5
+
+    class Other:
+        output_timeout = 5
+
+    cell, other = IPyNbCell(), Other()
+    conftest.pytest_collection_modifyitems([cell, other])
+    assert cell.output_timeout == conftest.NBVAL_OUTPUT_TIMEOUT > 5
+    assert other.output_timeout == 5

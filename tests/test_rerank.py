@@ -7,7 +7,6 @@ import pytest
 
 from embedlab.rerank import (
     best_time,
-    fit_bi_encoder,
     fit_cross_encoder,
     loglog_slope,
     rerank,
@@ -109,7 +108,7 @@ def test_fit_helpers_reject_bad_training_data():
     with pytest.raises(ValueError, match="label"):
         fit_cross_encoder(object(), no_label)
     with pytest.raises(ValueError, match="empty"):
-        fit_bi_encoder(object(), empty)
+        fit_cross_encoder(object(), empty)
     ok = Dataset.from_dict({"sentence1": ["a"], "sentence2": ["b"], "label": [1.0]})
     with pytest.raises(ValueError, match="loss"):
         fit_cross_encoder(object(), ok, loss="hinge")

@@ -188,30 +188,6 @@ def fit_cross_encoder(
     return model
 
 
-def fit_bi_encoder(model, train, batch_size: int = 16, lr: float = 5e-5, seed: int = 0):
-    """Fine-tune a SentenceTransformer for one epoch with SBERT's regression objective, in place.
-
-    CosineSimilarityLoss: squared error between cos(u, v) and the label in [0, 1] (STS-B
-    score / 5), as in SBERT section 3. Leaves out evaluation and checkpointing.
-    Production equivalent: what this calls, ``SentenceTransformerTrainer`` with
-    ``sentence_transformer.losses.CosineSimilarityLoss``.
-    """
-    import tempfile
-
-    from sentence_transformers.sentence_transformer import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
-
-    _check_pair_dataset(train, ("sentence1", "sentence2", "label"))
-    with tempfile.TemporaryDirectory(prefix="embedlab-bi-") as out:
-        args = _training_args(SentenceTransformerTrainingArguments, batch_size, lr, seed, out)
-        fn = CosineSimilarityLoss(model)
-        SentenceTransformerTrainer(model=model, args=args, train_dataset=train, loss=fn).train()
-    return model
-
-
 def scifact_training_pairs(beir, first_stage: Run, negatives: int = 3, seed: int = 0):
     """Labelled (claim, abstract) pairs for a re-ranker: cited abstracts 1, hard negatives 0.
 
