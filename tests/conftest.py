@@ -21,7 +21,8 @@ def offline_mirror_ready() -> bool:
     return is_offline() and (mirror_dir() / "manifest.json").exists()
 
 
-needs_models = pytest.mark.skipif(
-    not (offline_mirror_ready() or os.environ.get("EMBEDLAB_TEST_ONLINE") == "1"),
-    reason="needs the offline model mirror (make offline, EMBEDLAB_OFFLINE=1) or the Hub",
-)
+@pytest.fixture(scope="session")
+def models_available() -> None:
+    """Skip a test that loads real models unless the mirror (as in CI) or the Hub is there."""
+    if not (offline_mirror_ready() or os.environ.get("EMBEDLAB_TEST_ONLINE") == "1"):
+        pytest.skip("needs the offline model mirror (make offline, EMBEDLAB_OFFLINE=1) or the Hub")

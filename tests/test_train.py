@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import needs_models
 from datasets import Dataset
 from torch import nn
 
@@ -127,13 +126,12 @@ def test_make_loss_rejects_unknown_objective():
 
 
 @pytest.fixture(scope="module")
-def minilm():
+def minilm(models_available):
     from embedlab.models import MINILM, load_model
 
     return load_model(MINILM, max_seq_length=16)
 
 
-@needs_models
 @pytest.mark.parametrize("objective", T.OBJECTIVES)
 def test_train_runs_a_few_steps_and_changes_weights(minilm, objective):
     import copy
@@ -149,7 +147,6 @@ def test_train_runs_a_few_steps_and_changes_weights(minilm, objective):
     assert not torch.equal(before, after) and not model.training
 
 
-@needs_models
 def test_train_rejects_bad_input(minilm):
     loss = T.make_loss("triplet", minilm)
     triplets = T.to_triplets(SNLI_LIKE)
@@ -168,7 +165,6 @@ def test_freeze_lower_layers_rejects_bad_input():
         T.freeze_lower_layers(nn.Linear(2, 2), 1)
 
 
-@needs_models
 def test_freeze_lower_layers_keeps_only_the_top(minilm):
     import copy
 
