@@ -388,8 +388,9 @@ def claims_table() -> str:
     ]
     for e, r in collected_claims():
         pub = "" if r["published"] is None else f"{r['published']}"
+        claim, source, setting = (r[k].replace("|", "\\|") for k in ("claim", "source", "setting"))
         rows.append(
-            f"| {r['claim']} | {r['source']} | {pub} | {r['measured']} | {r['setting']} | "
+            f"| {claim} | {source} | {pub} | {r['measured']} | {setting} | "
             f"[{e.slug[:2]}](notebooks/{e.slug}.ipynb) |"
         )
     return "\n".join(rows)

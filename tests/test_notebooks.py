@@ -88,3 +88,12 @@ def test_conftest_widens_nbval_output_timeout():
     conftest.pytest_collection_modifyitems([cell, other])
     assert cell.output_timeout == conftest.NBVAL_OUTPUT_TIMEOUT > 5
     assert other.output_timeout == 5
+
+
+def test_claims_table_escapes_pipes(monkeypatch):
+    entry = ENTRIES[0]
+    row = {"claim": "gain of |u-v|", "source": "s", "published": None, "measured": 1.0,
+           "setting": "a|b"}  # fmt: skip
+    monkeypatch.setattr(nbtool, "collected_claims", lambda: [(entry, row)])
+    line = nbtool.claims_table().splitlines()[-1]
+    assert line.count("|") - line.count("\\|") == 7, line  # six columns, no extra cells
