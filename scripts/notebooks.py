@@ -275,6 +275,21 @@ def run(e: Entry, timeout: int = 900) -> float:
     return seconds
 
 
+def junit_per_notebook(path: Path) -> tuple[dict[str, float], int]:
+    """Seconds per notebook and the number of failing cells, from pytest's JUnit XML."""
+    import xml.etree.ElementTree as ET
+
+    per_nb: dict[str, float] = {}
+    failed = 0
+    for case in ET.parse(path).getroot().iter("testcase"):
+        # classname is the node path, e.g. "notebooks.05_sbert_training_objectives.ipynb"
+        found = re.search(r"\d\d_[a-z0-9_]+", case.get("classname", ""))
+        slug = found.group(0) if found else case.get("classname", "?")
+        per_nb[slug] = per_nb.get(slug, 0.0) + float(case.get("time", 0))
+        failed += any(child.tag in ("failure", "error") for child in case)
+    return per_nb, failed
+
+
 def course() -> dict:
     """Run every notebook under nbval in one pytest session, as CI does, and time it.
 
@@ -283,7 +298,6 @@ def course() -> dict:
     only when every cell passed; returns the record.
     """
     import subprocess
-    import xml.etree.ElementTree as ET
 
     from embedlab.config import mirror_dir
 
@@ -294,15 +308,7 @@ def course() -> dict:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, env=env)
         seconds = time.perf_counter() - start
-        cases = ET.parse(junit).getroot().iter("testcase")
-        per_nb: dict[str, float] = {}
-        failed = 0
-        for case in cases:
-            # classname is the node path, e.g. "notebooks.05_sbert_training_objectives.ipynb"
-            found = re.search(r"\d\d_[a-z0-9_]+", case.get("classname", ""))
-            slug = found.group(0) if found else case.get("classname", "?")
-            per_nb[slug] = per_nb.get(slug, 0.0) + float(case.get("time", 0))
-            failed += any(child.tag in ("failure", "error") for child in case)
+        per_nb, failed = junit_per_notebook(junit)
     record = {
         "seconds": round(seconds),
         "budget_seconds": COURSE_BUDGET_S,

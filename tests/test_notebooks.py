@@ -97,3 +97,18 @@ def test_claims_table_escapes_pipes(monkeypatch):
     monkeypatch.setattr(nbtool, "collected_claims", lambda: [(entry, row)])
     line = nbtool.claims_table().splitlines()[-1]
     assert line.count("|") - line.count("\\|") == 7, line  # six columns, no extra cells
+
+
+def test_junit_per_notebook_sums_cells_and_counts_failures(tmp_path):
+    xml = tmp_path / "junit.xml"
+    xml.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="notebooks.01_embeddings_and_similarity.ipynb" name="Cell 0" time="1.5"/>'
+        '<testcase classname="notebooks.01_embeddings_and_similarity.ipynb" name="Cell 1" time="2.0"/>'
+        '<testcase classname="notebooks.05_sbert_training_objectives.ipynb" name="Cell 7" time="9">'
+        '<failure message="Timeout"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    per_nb, failed = nbtool.junit_per_notebook(xml)
+    assert per_nb == {"01_embeddings_and_similarity": 3.5, "05_sbert_training_objectives": 9.0}
+    assert failed == 1
