@@ -387,17 +387,22 @@ def collected_claims() -> list[tuple[Entry, dict]]:
 
 
 def claims_table() -> str:
-    """README's "Reproduced claims" table: published vs measured, from notebook outputs."""
+    """README's "Claims: published vs measured" table, from the executed notebooks' outputs.
+
+    A comparison row's ``measured`` is B minus A in points over the same test items, and
+    its ``95% CI`` is a paired bootstrap over those items.
+    """
     rows = [
-        "| claim | source | published | measured | setting | notebook |",
-        "|---|---|---|---|---|---|",
+        "| id | claim | source | published | measured | 95% CI | verdict | setting | notebook |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for e, r in collected_claims():
         pub = "" if r["published"] is None else f"{r['published']}"
+        ci = "" if r.get("ci95") is None else f"[{r['ci95'][0]}, {r['ci95'][1]}]"
         claim, source, setting = (r[k].replace("|", "\\|") for k in ("claim", "source", "setting"))
         rows.append(
-            f"| {claim} | {source} | {pub} | {r['measured']} | {setting} | "
-            f"[{e.slug[:2]}](notebooks/{e.slug}.ipynb) |"
+            f"| `{r.get('id', '')}` | {claim} | {source} | {pub} | {r['measured']} | {ci} | "
+            f"{r.get('verdict', '')} | {setting} | [{e.slug[:2]}](notebooks/{e.slug}.ipynb) |"
         )
     return "\n".join(rows)
 

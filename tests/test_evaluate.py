@@ -116,3 +116,43 @@ def test_sts_spearman_uses_cosine():
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         pair_cosine(e1, bad)
+
+
+def test_delta_mean_matches_a_known_gap_and_its_interval_shrinks_with_items():
+    from embedlab.evaluate import delta_mean
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 1, 400)
+    d = delta_mean(a, a + 0.05 + rng.normal(0, 0.01, 400))
+    assert d.delta == pytest.approx(5.0, abs=0.2) and d.low > 4 and d.high < 6
+    noisy = delta_mean(a, rng.uniform(0, 1, 400))
+    assert noisy.low < 0 < noisy.high and noisy.verdict() == "not reproduced"
+    wide = delta_mean(a[:40], a[:40] + rng.normal(0, 0.3, 40))
+    assert (wide.high - wide.low) > (d.high - d.low)
+
+
+def test_delta_spearman_recomputes_the_correlation_per_resample():
+    from embedlab.evaluate import delta_spearman, spearman
+
+    rng = np.random.default_rng(1)
+    gold = rng.uniform(0, 5, 300)
+    good, bad = gold + rng.normal(0, 0.5, 300), gold + rng.normal(0, 3, 300)
+    d = delta_spearman(bad, good, gold)
+    assert d.delta == pytest.approx(100 * (spearman(good, gold) - spearman(bad, gold)))
+    assert d.low > 0 and d.verdict() == "direction holds"
+    assert delta_spearman(good, bad, gold).verdict(direction=-1) == "direction holds"
+
+
+def test_bootstrap_deltas_reject_bad_input():
+    from embedlab.evaluate import delta_mean, delta_spearman
+
+    with pytest.raises(ValueError, match="equal length"):
+        delta_mean([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="n_resamples"):
+        delta_mean([1.0, 2.0], [1.0, 2.0], n_resamples=0)
+    with pytest.raises(ValueError, match="at least 2"):
+        delta_mean([1.0], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        delta_mean([1.0, np.nan], [1.0, 2.0])
+    with pytest.raises(ValueError, match="one length"):
+        delta_spearman([1.0, 2.0], [1.0, 2.0], [1.0])

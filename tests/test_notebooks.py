@@ -92,11 +92,11 @@ def test_conftest_widens_nbval_output_timeout():
 
 def test_claims_table_escapes_pipes(monkeypatch):
     entry = ENTRIES[0]
-    row = {"claim": "gain of |u-v|", "source": "s", "published": None, "measured": 1.0,
-           "setting": "a|b"}  # fmt: skip
+    row = {"id": "abs-diff", "claim": "gain of |u-v|", "source": "s", "published": None,
+           "measured": 1.0, "setting": "a|b", "verdict": "not comparable", "ci95": None}  # fmt: skip
     monkeypatch.setattr(nbtool, "collected_claims", lambda: [(entry, row)])
     line = nbtool.claims_table().splitlines()[-1]
-    assert line.count("|") - line.count("\\|") == 7, line  # six columns, no extra cells
+    assert line.count("|") - line.count("\\|") == 10, line  # nine columns, no extra cells
 
 
 def test_junit_per_notebook_sums_cells_and_counts_failures(tmp_path):

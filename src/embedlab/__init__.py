@@ -15,7 +15,17 @@ _apply_offline_env()
 from embedlab.config import is_offline, profile, seed_everything  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "is_offline", "profile", "run_line", "seed_everything", "setup"]
+__all__ = [
+    "__version__",
+    "claim",
+    "comparison",
+    "is_offline",
+    "profile",
+    "report_claims",
+    "run_line",
+    "seed_everything",
+    "setup",
+]
 
 
 def setup(seed: int = 0) -> str:
@@ -74,24 +84,86 @@ def _quiet_libraries() -> None:
             logger.addFilter(_DropOfflineHubNotice())
 
 
-def report_claims(notebook: str, rows: list[dict]) -> None:
-    """Print a notebook's reproduced claims and attach them to its output as JSON.
+VERDICTS = ("reproduced", "direction holds", "not reproduced", "not comparable")
+CLAIM_KEYS = ("id", "claim", "source", "published", "measured", "setting", "verdict", "ci95")
 
-    Each row: ``{"claim": str, "source": str, "published": float | None,
-    "measured": float, "setting": str}``. ``scripts/notebooks.py readme`` collects
-    these outputs from the executed notebooks into README's "Reproduced claims" table,
-    so the README never holds a number that a notebook did not produce.
+
+def _check_claim(row: dict) -> None:
+    """The claims contract: keys, kebab-case id, a known verdict, an interval that backs it."""
+    import re
+
+    if set(row) != set(CLAIM_KEYS):
+        raise ValueError(f"claim row keys {sorted(row)} must be exactly {sorted(CLAIM_KEYS)}")
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", str(row["id"])):
+        raise ValueError(f"claim id {row['id']!r} must be kebab-case, e.g. 'rerank-gain'")
+    if row["verdict"] not in VERDICTS:
+        raise ValueError(f"verdict {row['verdict']!r} must be one of {VERDICTS}")
+    ci = row["ci95"]
+    if ci is not None and not (len(ci) == 2 and float(ci[0]) <= float(ci[1])):
+        raise ValueError(f"ci95 must be None or [low, high] with low <= high, got {ci!r}")
+    if row["verdict"] == "direction holds" and (ci is None or float(ci[0]) <= 0 <= float(ci[1])):
+        raise ValueError(f"{row['id']}: 'direction holds' needs a ci95 that excludes 0, got {ci}")
+
+
+def claim(
+    id: str,
+    claim: str,
+    source: str,
+    measured: float,
+    setting: str,
+    verdict: str,
+    published: float | None = None,
+    ci95: list[float] | None = None,
+) -> dict:
+    """One claim row for :func:`report_claims` (a plain figure: no interval)."""
+    return _row(id, claim, source, published, measured, setting, verdict, ci95)
+
+
+def _row(*values) -> dict:
+    return dict(zip(CLAIM_KEYS, values, strict=True))
+
+
+def comparison(
+    id: str, claim: str, source: str, delta, setting: str, direction: int = 1, **extra
+) -> dict:
+    """A comparison row from an :class:`embedlab.evaluate.Delta` (B minus A, x 100).
+
+    ``verdict`` is ``direction holds`` only when the 95% interval excludes 0 on the
+    side the paper predicts (``direction`` +1: B > A; -1: B < A).
+    """
+    verdict = extra.pop("verdict", None) or delta.verdict(direction)
+    published = extra.pop("published", None)
+    if extra:
+        raise ValueError(f"unexpected comparison fields {sorted(extra)}")
+    return _row(id, claim, source, published, delta.delta, setting, verdict, delta.ci95)
+
+
+def report_claims(notebook: str, rows: list[dict]) -> None:
+    """Print a notebook's claims and attach them to its output as JSON.
+
+    Each row has the keys of :data:`CLAIM_KEYS` (build it with :func:`claim` or
+    :func:`comparison`): a kebab-case ``id``; ``verdict``, one of :data:`VERDICTS`;
+    ``ci95``, ``[low, high]`` for a comparison (B minus A over the same test items,
+    paired bootstrap) or ``None``. ``scripts/notebooks.py readme`` collects these outputs
+    into README's "Claims: published vs measured" table, so the README never holds a
+    number that a notebook did not produce.
+
+    Raises:
+        ValueError: a row breaks the contract (missing key, unknown verdict, a
+            ``direction holds`` whose interval includes 0, a repeated id).
     """
     from IPython.display import display
 
-    required = {"claim", "source", "published", "measured", "setting"}
     for row in rows:
-        if set(row) != required:
-            raise ValueError(f"claim row keys {sorted(row)} must be exactly {sorted(required)}")
+        _check_claim(row)
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"claim ids must be unique within a notebook, got {ids}")
     clean = [{**r, "measured": round(float(r["measured"]), 2)} for r in rows]
     for r in clean:
         pub = "" if r["published"] is None else f" (published {r['published']})"
-        print(f"{r['claim']}: {r['measured']}{pub} [{r['setting']}]")
+        ci = "" if r["ci95"] is None else f" 95% CI [{r['ci95'][0]}, {r['ci95'][1]}]"
+        print(f"{r['id']}: {r['measured']}{ci}{pub} -> {r['verdict']} [{r['setting']}]")
     display(
         {"application/json": {"embedlab_claims": {"notebook": notebook, "rows": clean}}}, raw=True
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -111,6 +112,115 @@ def retrieval_scores(run: Run, qrels: Qrels, ks: Iterable[int] = (10,)) -> dict[
         for name in next(iter(per_query.values())):
             out[name] = float(np.mean([m[name] for m in per_query.values()]))
     return out
+
+
+class Delta(NamedTuple):
+    """System B minus system A on the same test items, in points (x 100), with its interval.
+
+    ``low``/``high`` bound the paired-bootstrap percentile interval (95% unless asked).
+    """
+
+    delta: float
+    low: float
+    high: float
+
+    @property
+    def ci95(self) -> list[float]:
+        """``[low, high]`` rounded to 2 decimals, as claim rows carry it."""
+        return [round(self.low, 2), round(self.high, 2)]
+
+    def verdict(self, direction: int = 1) -> str:
+        """``"direction holds"`` when the interval excludes 0 on the expected side, else
+        ``"not reproduced"``. ``direction``: +1 if the paper says B > A, -1 if B < A."""
+        if direction not in (1, -1):
+            raise ValueError(f"direction must be +1 or -1, got {direction!r}")
+        holds = self.low > 0 if direction == 1 else self.high < 0
+        return "direction holds" if holds else "not reproduced"
+
+
+def _resamples(n_items: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(R, n) item indices drawn with replacement; one row per bootstrap resample."""
+    if n_items < 2:
+        raise ValueError(f"need at least 2 test items to bootstrap, got {n_items}")
+    if n_resamples < 100:
+        raise ValueError(f"n_resamples must be >= 100 for a stable interval, got {n_resamples}")
+    return np.random.default_rng(seed).integers(0, n_items, size=(n_resamples, n_items))
+
+
+def _delta(b_minus_a: float, stats: np.ndarray, level: float, scale: float) -> Delta:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    return Delta(float(scale * b_minus_a), float(scale * lo), float(scale * hi))
+
+
+def delta_mean(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    scale: float = 100.0,
+) -> Delta:
+    """Paired bootstrap of mean(b) - mean(a) over the same test items.
+
+    For metrics that are means of per-item scores: nDCG@10 per query, 0/1 correctness
+    per pair (accuracy), a per-pair win indicator.
+
+    Args:
+        a, b: (Q,) per-item scores of systems A and B on the same items, same order.
+    Returns: :class:`Delta` in points (``scale`` x the score difference).
+    Production equivalent: ``scipy.stats.bootstrap((b - a,), np.mean, method="percentile")``.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need two 1-D score arrays of equal length, got {a.shape}, {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("per-item scores must be finite (found NaN or inf)")
+    idx = _resamples(len(a), n_resamples, seed)
+    diff = b - a
+    return _delta(diff.mean(), diff[idx].mean(axis=1), level, scale)
+
+
+def _rowwise_spearman(pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """(R,) Spearman of each row of (R, n) ``pred`` with the same row of ``gold``."""
+    from scipy.stats import rankdata
+
+    rp, rg = rankdata(pred, axis=1), rankdata(gold, axis=1)
+    rp -= rp.mean(axis=1, keepdims=True)
+    rg -= rg.mean(axis=1, keepdims=True)
+    denom = np.sqrt((rp**2).sum(axis=1) * (rg**2).sum(axis=1))
+    return (rp * rg).sum(axis=1) / np.maximum(denom, 1e-12)
+
+
+def delta_spearman(
+    pred_a: Sequence[float] | np.ndarray,
+    pred_b: Sequence[float] | np.ndarray,
+    gold: Sequence[float] | np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Delta:
+    """Paired bootstrap of Spearman(b) - Spearman(a), recomputed over resampled pairs.
+
+    Spearman is not a mean of per-pair scores, so each resample draws the same pairs
+    for both systems and recomputes both correlations (never an average of per-pair
+    differences).
+
+    Args:
+        pred_a, pred_b: (n,) similarities from systems A and B for the same n pairs.
+        gold: (n,) gold scores.
+    Returns: :class:`Delta` in Spearman points (x 100).
+    """
+    pa, pb, g = (np.asarray(x, dtype=float) for x in (pred_a, pred_b, gold))
+    if not (pa.shape == pb.shape == g.shape and g.ndim == 1):
+        raise ValueError(
+            f"need three 1-D arrays of one length, got {pa.shape}, {pb.shape}, {g.shape}"
+        )
+    point = spearman(pb, g) - spearman(pa, g)
+    idx = _resamples(len(g), n_resamples, seed)
+    stats = _rowwise_spearman(pb[idx], g[idx]) - _rowwise_spearman(pa[idx], g[idx])
+    return _delta(point, stats, level, 100.0)
 
 
 def benchmark(model, tasks: Iterable[str] | None = None) -> dict[str, float]:
