@@ -200,23 +200,43 @@ def differences() -> list[str]:
     return problems
 
 
+# A progress bar's text: "Batches:  40%|####      | 4/10 [00:01<00:02, 3.1it/s]".
+_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+")
+
+
+def _is_progress(out: dict) -> bool:
+    """A live progress display: a tqdm widget or the Trainer's HTML <progress> table."""
+    data = out.get("data", {})
+    text = "".join(data.get("text/plain", ""))
+    return (
+        "application/vnd.jupyter.widget-view+json" in data
+        or "<progress" in "".join(data.get("text/html", ""))
+        or (set(data) == {"text/plain"} and bool(_BAR.search(text)))
+    )
+
+
 def _clean_outputs(nb: nbformat.NotebookNode) -> None:
-    """Drop widget state and volatile metadata so committed notebooks diff cleanly."""
+    """Drop widget state, progress displays and volatile metadata from an executed notebook.
+
+    Progress bars help while a cell runs; saved, a widget bar keeps only its first frame
+    ("0%"), so committed outputs carry none of them.
+    """
     nb.metadata.pop("widgets", None)
     for c in nb.cells:
         c.metadata.pop("execution", None)
         if c.cell_type != "code":
             continue
         for out in c.outputs:
-            if out.get("output_type") == "display_data":
-                out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                # progress bars: keep only the final state of each bar
-                out["text"] = "\n".join(line.split("\r")[-1] for line in out["text"].split("\n"))
+                lines = [ln.split("\r")[-1] for ln in out["text"].split("\n")]
+                out["text"] = "\n".join(ln for ln in lines if not _BAR.search(ln))
         c["outputs"] = [
             o
             for o in c.get("outputs", [])
-            if not (o.get("output_type") == "display_data" and not o.get("data"))
+            if not (
+                o.get("output_type") == "display_data" and (_is_progress(o) or not o.get("data"))
+            )
+            and not (o.get("output_type") == "stream" and not o.get("text", "").strip())
         ]
 
 

@@ -112,3 +112,36 @@ def test_junit_per_notebook_sums_cells_and_counts_failures(tmp_path):
     per_nb, failed = nbtool.junit_per_notebook(xml)
     assert per_nb == {"01_embeddings_and_similarity": 3.5, "05_sbert_training_objectives": 9.0}
     assert failed == 1
+
+
+# Strings that must not appear in committed outputs: frozen progress bars (a saved widget
+# keeps its first frame), the Trainer's HTML progress table, and figures that
+# embedlab.setup() flagged for missing axis labels.
+OUTPUT_SMELLS = (" 0%|", "<progress", "missing axis label")
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.slug)
+def test_committed_outputs_have_no_frozen_bars_or_unlabelled_plots(entry):
+    nb = nbformat.read(ROOT / "notebooks" / f"{entry.slug}.ipynb", as_version=4)
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            text = "".join(out.get("text", "")) + "".join(
+                "".join(v) for v in out.get("data", {}).values() if isinstance(v, str | list)
+            )
+            found = [s for s in OUTPUT_SMELLS if s in text]
+            assert not found, f"{entry.slug} cell {i} output shows {found}"
+
+
+def test_clean_outputs_drops_progress_displays_and_bar_lines():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/plain": "Batches:   0%|   | 0/4 [00:00<?, ?it/s]"}),
+        nbformat.v4.new_output("display_data", data={"text/html": "<progress value='3'>", "text/plain": "x"}),
+        nbformat.v4.new_output("stream", name="stderr", text="warn\rBatches: 100%|##| 4/4 [00:01<00:00]\nkept\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="score 81.2\n"),
+    ]  # fmt: skip
+    nb.cells = [cell]
+    nbtool._clean_outputs(nb)
+    texts = [o.get("text") for o in nb.cells[0].outputs]
+    assert texts == ["kept\n", "score 81.2\n"], texts

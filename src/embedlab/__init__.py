@@ -37,6 +37,7 @@ def setup(seed: int = 0) -> str:
     _apply_offline_env()
     seed_everything(seed)
     _quiet_libraries()
+    _check_figures_before_display()
     mode = (
         "offline (local mirror + EMBEDLAB_DATA_DIR)"
         if is_offline()
@@ -66,6 +67,22 @@ def run_line(models: list[str], data: dict[str, int]) -> str:
     return line
 
 
+def _check_figures_before_display() -> None:
+    """In IPython, flag figures with unlabelled axes before the inline backend shows them."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    from embedlab.plots import warn_unlabelled_figures
+
+    callbacks = ip.events.callbacks["post_execute"]
+    if warn_unlabelled_figures not in callbacks:
+        callbacks.insert(0, warn_unlabelled_figures)  # before matplotlib-inline's flush
+
+
 class _DropOfflineHubNotice(logging.Filter):
     """Offline, huggingface_hub warns that it "could not reach the Hub" on every model load."""
 
@@ -78,6 +95,9 @@ def _quiet_libraries() -> None:
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
+    # A new head's "LOAD REPORT ... MISSING" table is expected (the notebook says so in
+    # prose); errors still show.
+    transformers.utils.logging.set_verbosity_error()
     for name in ("huggingface_hub.hf_api",):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropOfflineHubNotice) for f in logger.filters):

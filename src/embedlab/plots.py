@@ -12,6 +12,7 @@ def bar_scores(
     title: str,
     xlabel: str,
     reference: Mapping[str, float] | None = None,
+    ylabel: str = "model",
 ):
     """Horizontal bars of measured scores, with optional published values as markers.
 
@@ -33,7 +34,44 @@ def bar_scores(
     ax.set_yticks(list(ys), labels)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel + ("  (black tick: published)" if reference else ""))
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.set_xlim(0, max(100, max(scores.values()) + 8))
     fig.tight_layout()
     return fig
+
+
+def unlabelled_axes(fig) -> list[str]:
+    """Axes of ``fig`` that draw data but lack an x or a y label (colorbars excepted).
+
+    Returns: one line per offending axes, e.g. ``"axes 0 'Recall vs QPS': no y label"``.
+    """
+    missing = []
+    for i, ax in enumerate(fig.axes):
+        if not ax.axison or not ax.has_data() or getattr(ax, "_colorbar", None) is not None:
+            continue
+        lacks = [
+            n for n, lab in (("x", ax.get_xlabel()), ("y", ax.get_ylabel())) if not lab.strip()
+        ]
+        if lacks:
+            missing.append(f"axes {i} {ax.get_title()!r}: no {' or '.join(lacks)} label")
+    return missing
+
+
+def warn_unlabelled_figures() -> list[str]:
+    """Print (to stderr) every open figure's unlabelled axes; run before figures are shown.
+
+    ``embedlab.setup()`` registers this as an IPython ``post_execute`` hook, ahead of the
+    inline backend's own hook that shows the figures, so a plot without axis labels leaves
+    a "missing axis label" line in the cell's output (a test scans committed notebooks).
+    """
+    import sys
+
+    lines = [
+        f"embedlab: figure {num} missing axis label: {m}"
+        for num in plt.get_fignums()
+        for m in unlabelled_axes(plt.figure(num))
+    ]
+    for line in lines:
+        print(line, file=sys.stderr)
+    return lines
