@@ -13,6 +13,7 @@ from embedlab.curation import (
     consistency_filter,
     filter_report,
     inject_noise,
+    nearest_other,
     passage_ranks,
     title_abstract_pairs,
 )
@@ -66,7 +67,7 @@ def test_inject_noise_rejects_bad_fraction_and_noisy_input():
     for bad in (-0.1, 1.0, 1.5):
         with pytest.raises(ValueError, match=r"\[0, 1\)"):
             inject_noise(clean, bad)
-    with pytest.raises(ValueError, match="1 noisy pair"):
+    with pytest.raises(ValueError, match="leaves 1 pair"):
         inject_noise(clean, 0.1)  # round(0.1 * 10) == 1
     with pytest.raises(ValueError, match="already contain noise"):
         inject_noise(inject_noise(clean, 0.5), 0.5)
@@ -128,3 +129,23 @@ def test_filter_report_rejects_bad_input():
         filter_report(np.ones(3, bool), np.ones(2, bool))
     with pytest.raises(ValueError, match="empty"):
         filter_report(np.ones(0, bool), np.ones(0, bool))
+
+
+def test_nearest_other_never_returns_itself():
+    emb = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    assert nearest_other(emb).tolist() == [1, 0, 3, 2]
+    with pytest.raises(ValueError, match="at least 2"):
+        nearest_other(emb[:1])
+
+
+def test_inject_noise_hard_share_gives_neighbours_passages():
+    clean = title_abstract_pairs(CORPUS)  # 10 pairs, d0..d9
+    nearest = np.array([(i + 1) % 10 for i in range(10)])  # pretend d(i+1) is closest to d(i)
+    noisy = inject_noise(clean, fraction=0.6, seed=0, nearest=nearest, hard_share=0.5)
+    assert noisy.noisy.sum() == 6
+    hard = [i for i in range(10) if noisy.passage_ids[i] == clean.passage_ids[nearest[i]]]
+    assert len(hard) >= 3  # the hard half (a rotated pair may land on its neighbour too)
+    with pytest.raises(ValueError, match="nearest"):
+        inject_noise(clean, 0.6, hard_share=0.5)
+    with pytest.raises(ValueError, match="own document"):
+        inject_noise(clean, 0.6, nearest=np.arange(10), hard_share=1.0)

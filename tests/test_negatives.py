@@ -11,7 +11,9 @@ from embedlab.negatives import (
     ce_logit_grad,
     duplicate_collisions,
     false_negative_mask,
+    holdout_queries,
     ndcg_at_10,
+    ndcg_per_query,
     pairs_from_beir,
     peak_memory_supported,
     peak_rss_mb,
@@ -137,9 +139,37 @@ def test_train_contrastive_rejects_bad_batch_size_and_lr(static_model, beir):
         train_contrastive(static_model, ds, loss, batch_size=2, lr=0)
 
 
-def test_ndcg_at_10_is_a_percentage(static_model, beir):
-    score = ndcg_at_10(static_model, beir)
-    assert 0 <= score <= 100
+class _Topics:
+    """A fake encoder: a text's vector counts the topic words it holds (cats/dogs/fish/birds)."""
+
+    def __init__(self, shuffle: bool = False) -> None:
+        self.topics = ["cats", "dogs", "fish", "birds"]
+        if shuffle:  # queries land on the wrong topic
+            self.topics = self.topics[1:] + self.topics[:1]
+
+    def encode(self, texts, **kwargs):
+        import numpy as np
+
+        v = np.array([[t.lower().split().count(w) for w in self.topics] for t in texts], float)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+
+
+def test_ndcg_per_query_scores_each_query_in_order(beir):
+    """q1 and q2 find their one abstract first; q3 ("fish birds") finds both of its two."""
+    assert ndcg_per_query(_Topics(), beir).tolist() == [1.0, 1.0, 1.0]
+    assert ndcg_at_10(_Topics(), beir) == 100.0
+
+
+def test_holdout_queries_splits_queries_and_keeps_dev_docs(beir):
+    train, dev = holdout_queries(beir, n_heldout=1, n_distractors=1, seed=0)
+    assert sorted(train.queries) + sorted(dev.queries) != [] and len(dev.queries) == 1
+    assert set(train.queries).isdisjoint(dev.queries)
+    assert set(train.queries) | set(dev.queries) == set(beir.queries)
+    (q,) = dev.queries
+    assert set(beir.qrels[q]) <= set(dev.corpus) and len(dev.corpus) == len(beir.qrels[q]) + 1
+    assert train.corpus == beir.corpus and dev.split == "test-dev"
+    with pytest.raises(ValueError, match="n_heldout"):
+        holdout_queries(beir, n_heldout=3)
 
 
 def test_ndcg_at_10_rejects_empty_queries(static_model, beir):

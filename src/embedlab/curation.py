@@ -7,8 +7,9 @@ This module does the same at course scale:
 
 - :func:`title_abstract_pairs`: (title -> abstract) pairs from a BEIR corpus, the
   S2ORC-style part of CCPairs, optionally excluding documents (e.g. test positives);
-- :func:`inject_noise`: replace a known fraction of passages with other pairs' passages,
-  so the noise is labelled and the filter can be scored;
+- :func:`inject_noise`: replace a known fraction of passages with other pairs' passages
+  (random ones, or the nearest neighbour's: hard noise), so the noise is labelled and the
+  filter can be scored;
 - :func:`passage_ranks` / :func:`consistency_filter`: the filter itself;
 - :func:`filter_report`: precision and recall of the filter against the known noise.
 
@@ -102,31 +103,62 @@ def title_abstract_pairs(
     return WeakPairs(titles, abstracts, list(keep), list(keep))
 
 
-def inject_noise(pairs: WeakPairs, fraction: float, seed: int = 0) -> WeakPairs:
-    """Give a seeded ``fraction`` of the pairs a wrong passage: another chosen pair's one.
+def nearest_other(emb: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(N,) index of each row's most similar *other* row (dot product; cosine if normalised).
 
-    The chosen pairs' passages are rotated along one random cycle (a derangement), so
-    every chosen pair is noisy, no passage is duplicated and the set of passages is
-    unchanged: a noisy title's true abstract is still somewhere in the data, as with a
-    mis-scraped web page. ``round(fraction * N)`` pairs become noisy (0, or at least 2).
+    Args: emb (N, D), N >= 2. Used to make hard noise: a pair gets the passage that is
+    closest to its own, the kind of mistake a model cannot spot from topic alone.
+    Production equivalent: ``faiss.IndexFlatIP.search(emb, 2)``, second column.
+    """
+    e = _as_matrix(emb, "emb")
+    if e.shape[0] < 2:
+        raise ValueError(f"need at least 2 rows to find a neighbour, got {e.shape[0]}")
+    s = e @ e.T  # (N, N)
+    s.fill_diagonal_(float("-inf"))
+    return s.argmax(dim=1).numpy().astype(np.int64)
+
+
+def inject_noise(
+    pairs: WeakPairs,
+    fraction: float,
+    seed: int = 0,
+    nearest: np.ndarray | Sequence[int] | None = None,
+    hard_share: float = 0.0,
+) -> WeakPairs:
+    """Give a seeded ``fraction`` of the pairs a wrong passage.
+
+    ``round(fraction * N)`` pairs are chosen. A ``hard_share`` of them get the passage of
+    their nearest neighbour (``nearest[i]``, from :func:`nearest_other`): an on-topic but
+    wrong abstract, hard to spot. The rest get another chosen pair's passage, rotated
+    along one random cycle (a derangement): random, off-topic noise.
     Returns: new WeakPairs (the input is not modified); its ``noisy`` marks the noise.
-    Leaves out softer noise (near-duplicates, partially relevant passages).
+    Leaves out partially relevant passages.
     Production equivalent: none; real noise is unlabelled, which is why E5 filters.
     """
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
-    m = round(fraction * len(pairs))
-    if m == 1:
+    if not 0.0 <= fraction < 1.0 or not 0.0 <= hard_share <= 1.0:
         raise ValueError(
-            f"fraction={fraction} of {len(pairs)} pairs gives 1 noisy pair; "
-            "a single pair has no other passage to swap with: use 0 or >= 2 pairs"
+            f"need fraction in [0, 1) and hard_share in [0, 1]; got {fraction}, {hard_share}"
         )
     if pairs.noisy.any():
         raise ValueError("pairs already contain noise; inject noise into clean pairs only")
-    rng = random.Random(seed)
-    chosen = rng.sample(range(len(pairs)), m)
+    if hard_share > 0 and (nearest is None or len(nearest) != len(pairs)):
+        raise ValueError(f"hard noise needs nearest: (N,) neighbour indices for N={len(pairs)}")
+    m = round(fraction * len(pairs))
+    chosen = random.Random(seed).sample(range(len(pairs)), m)
+    n_hard = round(hard_share * m)
+    hard, rotate = chosen[:n_hard], chosen[n_hard:]
+    if len(rotate) == 1:
+        raise ValueError(
+            f"fraction={fraction}, hard_share={hard_share} of {len(pairs)} pairs leaves 1 pair "
+            "to rotate, which has no other passage to swap with: use 0 or >= 2"
+        )
     passages, passage_ids = list(pairs.passages), list(pairs.passage_ids)
-    for a, b in zip(chosen, chosen[1:] + chosen[:1], strict=True):
+    for a, b in zip(rotate, rotate[1:] + rotate[:1], strict=True):
+        passages[a], passage_ids[a] = pairs.passages[b], pairs.passage_ids[b]
+    for a in hard:
+        b = int(nearest[a])
+        if pairs.passage_ids[b] == pairs.query_ids[a]:
+            raise ValueError(f"nearest[{a}] = {b} points at pair {a}'s own document")
         passages[a], passage_ids[a] = pairs.passages[b], pairs.passage_ids[b]
     return WeakPairs(list(pairs.queries), passages, list(pairs.query_ids), passage_ids)
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embedlab.data import Beir
-from embedlab.evaluate import retrieval_scores
+from embedlab.data import Beir, subset_doc_ids
+from embedlab.evaluate import retrieval_per_query
 from embedlab.search import dense_search
 
 
@@ -170,11 +170,12 @@ def train_contrastive(
     return time.perf_counter() - start
 
 
-def ndcg_at_10(model, beir: Beir, batch_size: int = 256) -> float:
-    """nDCG@10 x 100 of ``model`` on ``beir`` by exact cosine search over its corpus.
+def ndcg_per_query(model, beir: Beir, batch_size: int = 256) -> np.ndarray:
+    """(Q,) nDCG@10 in [0, 1] of ``model`` on ``beir``, one per query in ``beir.query_ids``.
 
-    Encodes queries and the whole corpus afresh (no cache: meant for models that were
-    just trained, e.g. static embeddings that encode thousands of texts per second).
+    Exact cosine search over the corpus, encoded afresh (no cache: meant for models that
+    were just trained, e.g. static embeddings that encode thousands of texts per second).
+    Per-query scores are what a paired bootstrap resamples (``evaluate.delta_mean``).
     Production equivalent: ``InformationRetrievalEvaluator`` in sentence-transformers.
     """
     if not beir.queries or not beir.corpus:
@@ -183,7 +184,44 @@ def ndcg_at_10(model, beir: Beir, batch_size: int = 256) -> float:
     q = model.encode([beir.queries[i] for i in beir.query_ids], **enc)  # (Q, D)
     d = model.encode(beir.doc_texts, **enc)  # (N, D)
     run = dense_search(q, d, beir.query_ids, beir.doc_ids, k=10)
-    return 100 * retrieval_scores(run, beir.qrels, ks=(10,))["ndcg@10"]
+    per_query = retrieval_per_query(run, beir.qrels, k=10)
+    return np.array([per_query[qid]["ndcg@10"] for qid in beir.query_ids])
+
+
+def ndcg_at_10(model, beir: Beir, batch_size: int = 256) -> float:
+    """nDCG@10 x 100 of ``model`` on ``beir``: the mean of :func:`ndcg_per_query`."""
+    return float(100 * ndcg_per_query(model, beir, batch_size).mean())
+
+
+def holdout_queries(
+    beir: Beir, n_heldout: int, n_distractors: int = 1000, seed: int = 0
+) -> tuple[Beir, Beir]:
+    """Split ``beir``'s queries into a training part and a held-out dev part.
+
+    The dev part keeps ``n_heldout`` seeded queries, their qrels, and a corpus of their
+    relevant docs plus ``n_distractors`` seeded others (:func:`embedlab.data.subset_doc_ids`),
+    so hyper-parameters can be chosen without touching the test split.
+    Returns: (train part, dev part); the train part keeps the full corpus of ``beir``.
+    Production equivalent: ``datasets.Dataset.train_test_split`` on the query ids.
+    """
+    import random
+    from dataclasses import replace
+
+    ids = beir.query_ids
+    if not 0 < n_heldout < len(ids):
+        raise ValueError(f"n_heldout must be in [1, {len(ids) - 1}], got {n_heldout}")
+    dev_ids = set(random.Random(seed).sample(ids, n_heldout))
+    part = {True: {}, False: {}}
+    for q in ids:
+        part[q in dev_ids][q] = beir.qrels[q]
+    docs = subset_doc_ids(beir.corpus, part[True], n_distractors, seed)
+    train = replace(beir, split=f"{beir.split}-train", qrels=part[False],
+                    queries={q: beir.queries[q] for q in part[False]})  # fmt: skip
+    dev = replace(beir, split=f"{beir.split}-dev", qrels=part[True],
+                  queries={q: beir.queries[q] for q in part[True]},
+                  corpus={d: beir.corpus[d] for d in docs},
+                  subset_note=f"{n_heldout} held-out {beir.split} queries, {len(docs):,} docs")  # fmt: skip
+    return train, dev
 
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")

@@ -141,7 +141,8 @@ def make_loss(objective: str, model, **kwargs) -> torch.nn.Module:
 
     classification: SoftmaxLoss over (u, v, |u - v|), 3 labels (kwargs pass the
     ``concatenation_sent_*`` flags); regression: CosineSimilarityLoss (MSE of cos vs
-    label); triplet: TripletLoss, Euclidean distance, margin 1.
+    label); triplet: TripletLoss, Euclidean distance, margin 1 (kwargs override both,
+    e.g. ``distance_metric=TripletDistanceMetric.COSINE, triplet_margin=0.3``).
     """
     from sentence_transformers.sentence_transformer import losses
 
@@ -151,8 +152,9 @@ def make_loss(objective: str, model, **kwargs) -> torch.nn.Module:
         return losses.SoftmaxLoss(model, dim, num_labels=3, **kwargs)
     if objective == "regression":
         return losses.CosineSimilarityLoss(model, **kwargs)
-    metric = losses.TripletDistanceMetric.EUCLIDEAN
-    return losses.TripletLoss(model, distance_metric=metric, triplet_margin=1.0, **kwargs)
+    kwargs.setdefault("distance_metric", losses.TripletDistanceMetric.EUCLIDEAN)
+    kwargs.setdefault("triplet_margin", 1.0)
+    return losses.TripletLoss(model, **kwargs)
 
 
 def softmax_classifier_loss(
@@ -299,8 +301,14 @@ def _trainer_classes():
     return QuietTrainer, Bar
 
 
-def _training_args(out: str, steps: int, batch_size: int, lr: float, seed: int, log_every: int):
-    """Quiet, seeded arguments: no reports, no checkpoints, 10% linear warm-up."""
+def _training_args(
+    out: str, steps: int, batch_size: int, lr: float, seed: int, log_every: int, head_lr=None
+):
+    """Quiet, seeded arguments: no reports, no checkpoints, 10% linear warm-up.
+
+    ``head_lr``: a learning rate of its own for a loss's new head (parameters named
+    ``classifier``, e.g. SoftmaxLoss's), via ``learning_rate_mapping``.
+    """
     from sentence_transformers.sentence_transformer.training_args import (
         SentenceTransformerTrainingArguments,
     )
@@ -318,6 +326,7 @@ def _training_args(out: str, steps: int, batch_size: int, lr: float, seed: int, 
         save_strategy="no",
         disable_tqdm=True,  # train() adds one quiet bar instead
         use_cpu=not torch.cuda.is_available(),
+        learning_rate_mapping={r"^classifier\.": head_lr} if head_lr else {},
     )
 
 
@@ -332,6 +341,7 @@ def train(
     log_every: int = 5,
     progress: bool = True,
     desc: str | None = None,
+    head_lr: float | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for exactly ``steps`` optimiser steps; quiet and seeded.
 
@@ -340,6 +350,8 @@ def train(
         dataset: rows in the loss's format (:func:`to_objective_format`); shuffled with
             ``seed``, cycled if ``steps * batch_size`` exceeds it.
         steps: optimiser steps (use :func:`scaled_steps` for a profile-scaled budget).
+        head_lr: learning rate for a new head in the loss (SoftmaxLoss's classifier);
+            default: ``learning_rate`` like everything else.
     Returns: TrainResult with the model (eval mode) and the training loss every
     ``log_every`` steps. Leaves out: evaluation during training, checkpoints, saving.
     Production equivalent: ``SentenceTransformerTrainer(...).train()`` with your own
@@ -350,7 +362,7 @@ def train(
     _check_train_inputs(dataset, loss, steps, batch_size)
     _QuietTrainer, _Bar = _trainer_classes()
     with tempfile.TemporaryDirectory(prefix="embedlab-train-") as out:
-        args = _training_args(out, steps, batch_size, learning_rate, seed, log_every)
+        args = _training_args(out, steps, batch_size, learning_rate, seed, log_every, head_lr)
         trainer = _QuietTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
         trainer.remove_callback(PrinterCallback)
         if progress:
