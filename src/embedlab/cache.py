@@ -133,7 +133,7 @@ def cache_key(fingerprint: str, texts: Sequence[str], settings: dict[str, object
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write(f)`` on a temp file next to ``path``, fsync, rename (all or nothing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -188,10 +188,21 @@ def sweep_stale_temp_files(folder: Path, max_age: float = STALE_TMP_SECONDS) -> 
 
 def read_entry(path: Path) -> np.ndarray | None:
     """The array of a cache entry whose checksum matches, else None (absent or corrupt)."""
+    got = _read_file(path)
+    return None if got is None else _parse_entry(got[0])
+
+
+def _read_file(path: Path) -> tuple[bytes, int] | None:
+    """(the file's bytes, its inode), or None when there is no such file."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            return f.read(), os.fstat(f.fileno()).st_ino
     except (FileNotFoundError, IsADirectoryError):
         return None
+
+
+def _parse_entry(data: bytes) -> np.ndarray | None:
+    """The array in an entry's bytes if its trailer's sha256 matches, else None."""
     cut = len(data) - len(TRAILER) - 32
     if cut <= 0 or data[cut : cut + len(TRAILER)] != TRAILER:
         return None
@@ -223,13 +234,26 @@ def load_cached(path: Path, n: int | None = None, dim: int | None = None) -> np.
     """A valid cached (n, dim) float32 array, or None; an invalid entry is deleted.
 
     Valid means: checksum matches, 2-D float32, ``n`` rows (when given), ``dim``
-    columns (when given), all finite.
+    columns (when given), all finite. Only the file that was read is deleted, never an
+    entry another process renamed into place meanwhile.
     """
-    array = read_entry(path)
+    got = _read_file(path)
+    if got is None:
+        return None
+    array = _parse_entry(got[0])
     if entry_problem(array, n, dim) is None:
         return array
-    path.unlink(missing_ok=True)
+    _unlink_if_same(path, got[1])
     return None
+
+
+def _unlink_if_same(path: Path, inode: int) -> None:
+    """Delete ``path`` unless another process has meanwhile renamed a new entry onto it."""
+    try:
+        if path.stat().st_ino == inode:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def embedding_dim(model) -> int | None:
