@@ -258,11 +258,12 @@ def _unlink_if_same(path: Path, inode: int) -> None:
 
 def embedding_dim(model) -> int | None:
     """The model's output dimension after ``truncate_dim``, or None if it does not say."""
-    get = getattr(model, "get_sentence_embedding_dimension", None)
-    try:
-        return int(get()) if callable(get) and get() is not None else None
-    except (TypeError, ValueError, AttributeError):
-        return None
+    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        get = getattr(model, name, None)
+        if callable(get):
+            dim = get()
+            return int(dim) if isinstance(dim, int) else None
+    return None
 
 
 def encode(
