@@ -97,13 +97,13 @@ def tokenizer_settings(model) -> dict[str, object]:
 
 
 def effective_prompt(model, prompt: str | None, prompt_name: str | None) -> str | None:
-    """The prompt ``model.encode`` will prepend: the literal one, a named one, or the default.
+    """The prompt ``model.encode`` will prepend: a named one, the literal one, or the default.
 
     Raises:
         ValueError: ``prompt_name`` is not one of the model's prompts.
     """
     prompts = getattr(model, "prompts", None) or {}
-    if prompt is not None:
+    if prompt_name is None and prompt is not None:
         return prompt
     name = prompt_name if prompt_name is not None else getattr(model, "default_prompt_name", None)
     if name is None:
