@@ -85,8 +85,8 @@ def tokenizer_settings(model) -> dict[str, object]:
     tok = getattr(model, "tokenizer", None)
     if tok is None:
         return {}
-    backend = getattr(tok, "backend_tokenizer", None)
-    serial = backend.to_str() if backend is not None else repr(tok)
+    backend = getattr(tok, "backend_tokenizer", tok)  # a tokenizers.Tokenizer is its own
+    serial = backend.to_str() if hasattr(backend, "to_str") else repr(tok)
     return {
         "class": type(tok).__name__,
         "truncation_side": getattr(tok, "truncation_side", None),
