@@ -204,6 +204,47 @@ def test_app_shows_input_errors_instead_of_raising(engine):
     assert SearchApp(engine).rerank.disabled
 
 
+@pytest.mark.parametrize("stage", ["bm25", "dense"])
+def test_app_clears_stale_results_when_the_pipeline_raises(engine, stage):
+    app = SearchApp(engine, k=2)
+    app.stage.value = stage
+    app.query.value = "coffee sleep"
+    assert app.last is not None and "embedlab-hit" in app.output.value
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("tokenizer exploded\non two lines")
+
+    engine.encoder.encode = broken  # a tokenizer failure (dense stage)
+    engine.reranker = broken  # a re-ranker failure
+    app.rerank.value = True
+    app.query.value = "vaccine antibody"
+    assert app.last is None
+    assert "embedlab-hit" not in app.output.value, "the previous query's hits must go"
+    assert "RuntimeError: tokenizer exploded on two lines" in app.output.value
+    assert app.output.value.count("<p") == 1
+
+
+def test_engine_rejects_duplicate_doc_ids(tmp_home):
+    with pytest.raises(ValueError, match="doc ids must be unique; 'd1'"):
+        SearchEngine(["d1", "d1"], ["a", "b"], ["x y", "z w"], HashEncoder())
+
+
+def test_load_folder_ignores_files_that_resolve_outside_it(tmp_path):
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "key.txt").write_text("private key material", encoding="utf-8")
+    notes = tmp_path / "notes"
+    (notes / "sub").mkdir(parents=True)
+    (notes / "a.md").write_text("# Alpha\nbody", encoding="utf-8")
+    (notes / "sub" / "b.txt").write_text("beta", encoding="utf-8")
+    (notes / "link.txt").symlink_to(outside / "key.txt")
+    (notes / "linked-dir").symlink_to(outside, target_is_directory=True)
+    (notes / "inner.txt").symlink_to(notes / "a.md")  # resolves inside: kept
+    ids, _, texts = load_folder(notes)
+    assert ids == ["a.md", "inner.txt", "sub/b.txt"]
+    assert not any("private" in t for t in texts)
+
+
 def _mirror_ready() -> bool:
     from embedlab.config import is_offline, mirror_dir
 

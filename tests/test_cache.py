@@ -15,6 +15,17 @@ import torch
 from embedlab import cache
 
 
+class FakeTokenizer:
+    """The tokenizer attributes the cache key reads."""
+
+    truncation_side = "right"
+    padding_side = "right"
+    special_tokens_map = {"unk_token": "[UNK]"}
+
+    def __repr__(self) -> str:
+        return f"FakeTokenizer(vocab={self.special_tokens_map})"
+
+
 class FakeModel(torch.nn.Module):
     """Stands in for a SentenceTransformer: deterministic encode, counts its calls."""
 
@@ -23,7 +34,13 @@ class FakeModel(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.tensor([scale]))
         self.prompts = {"query": "query: "}
         self.max_seq_length = 128
+        self.default_prompt_name = None
+        self.truncate_dim = None
+        self.tokenizer = FakeTokenizer()
         self.calls = 0
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return 3
 
     def encode(self, texts, prompt=None, normalize_embeddings=True, **_):
         self.calls += 1
@@ -52,8 +69,24 @@ def test_second_encode_is_a_cache_hit(tmp_home):
         lambda m: {"normalize": False},
         lambda m: setattr(m, "max_seq_length", 64) or {},
         lambda m: m.w.data.fill_(2.0) and {},
+        lambda m: setattr(m, "truncate_dim", 2) or {},
+        lambda m: setattr(m, "default_prompt_name", "query") or {},
+        lambda m: setattr(m.tokenizer, "truncation_side", "left") or {},
+        lambda m: setattr(m.tokenizer, "padding_side", "left") or {},
+        lambda m: setattr(m.tokenizer, "special_tokens_map", {"unk_token": "<unk>"}) or {},
     ],
-    ids=["prompt", "prompt_name", "normalize", "max_seq_length", "weights"],
+    ids=[
+        "prompt",
+        "prompt_name",
+        "normalize",
+        "max_seq_length",
+        "weights",
+        "truncate_dim",
+        "default_prompt_name",
+        "truncation_side",
+        "padding_side",
+        "tokenizer",
+    ],
 )
 def test_every_key_component_invalidates(tmp_home, change):
     m = FakeModel()
@@ -75,6 +108,19 @@ def test_bad_input(tmp_home):
         cache.encode(FakeModel(), ["ok", 3])
     with pytest.raises(ValueError, match="prompt_name"):
         cache.encode(FakeModel(), ["ok"], prompt_name="nope")
+
+
+def test_a_single_string_is_a_type_error_not_one_text_per_character(tmp_home):
+    with pytest.raises(TypeError, match="single str.*pass a list of strings"):
+        cache.encode(FakeModel(), "a string")
+
+
+def test_default_prompt_is_applied_and_keyed(tmp_home):
+    m = FakeModel()
+    plain = cache.encode(m, TEXTS)
+    m.default_prompt_name = "query"
+    assert np.array_equal(cache.encode(m, TEXTS), cache.encode(m, TEXTS, prompt="query: "))
+    assert not np.array_equal(plain, cache.encode(m, TEXTS)) and m.calls == 2
 
 
 def test_nan_embeddings_are_not_cached(tmp_home):
@@ -114,7 +160,7 @@ def test_killed_writer_never_leaves_a_corrupt_entry(tmp_path):
             f.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         cache.np.save = dying_save
-        cache.atomic_save(Path({str(target)!r}), np.ones((1000, 8), dtype=np.float32))
+        cache.save_entry(Path({str(target)!r}), np.ones((1000, 8), dtype=np.float32))
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL
@@ -123,7 +169,7 @@ def test_killed_writer_never_leaves_a_corrupt_entry(tmp_path):
     leftovers = [p.name for p in tmp_path.iterdir()]
     assert all(name.startswith(".tmp-") for name in leftovers)
     # a later write of the same key succeeds and reads back intact
-    cache.atomic_save(target, np.ones((3, 2), dtype=np.float32))
+    cache.save_entry(target, np.ones((3, 2), dtype=np.float32))
     assert np.array_equal(cache.load_cached(target), np.ones((3, 2), dtype=np.float32))
 
 
@@ -131,4 +177,4 @@ def test_truncated_file_is_treated_as_a_miss(tmp_path):
     p = tmp_path / "x.npy"
     p.write_bytes(b"\x93NUMPY garbage")
     assert cache.load_cached(p) is None
-    assert os.path.exists(p)
+    assert not os.path.exists(p)  # a corrupt entry is deleted, so it is recomputed

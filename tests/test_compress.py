@@ -199,3 +199,18 @@ def test_measure_qps_counts_queries_and_batches(emb):
     assert qps > 0 and calls == [3, 3, 1, 3, 3, 1]
     with pytest.raises(ValueError, match="batch_size"):
         measure_qps(lambda b: None, q, batch_size=0)
+
+
+def test_interleaved_times_takes_turns_and_medians(monkeypatch):
+    from embedlab import compress
+
+    order = []
+    clock = iter([0.0, 1.0, 1.0, 3.0, 3.0, 4.0, 4.0, 9.0, 9.0, 10.0, 10.0, 12.0])
+    monkeypatch.setattr(compress.time, "perf_counter", lambda: next(clock))
+    out = compress.interleaved_times(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    )
+    assert order == ["a", "b"] * 3
+    assert out == {"a": 1.0, "b": 2.0}  # a: 1, 1, 1; b: 2, 5, 2
+    with pytest.raises(ValueError, match="repeats"):
+        compress.interleaved_times({"a": lambda: None}, repeats=0)

@@ -73,3 +73,19 @@ def test_setup_prints_profile_line(monkeypatch, capsys):
     line = embedlab.setup(seed=3)
     assert "profile fast" in line and "seed 3" in line
     assert line in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_empty_env_vars_count_as_unset(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("EMBEDLAB_HOME", "EMBEDLAB_MIRROR_DIR", "EMBEDLAB_DATA_DIR"):
+        monkeypatch.setenv(name, value)
+    assert config.home_dir() == tmp_path / ".cache" / "embedlab"
+    assert config.mirror_dir() == tmp_path / ".cache" / "embedlab" / "hf-mirror"
+    assert config.data_dir() is None
+
+
+def test_relative_env_paths_become_absolute(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EMBEDLAB_MIRROR_DIR", "mirror")
+    assert config.mirror_dir() == tmp_path / "mirror" and config.mirror_dir().is_absolute()

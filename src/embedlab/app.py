@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedlab.search import BM25, Run, dense_search, rrf
+from embedlab.search import BM25, Run, check_unique_ids, dense_search, rrf
 
 STAGES = ("bm25", "dense", "hybrid")
 Reranker = Callable[[str, list[str]], Sequence[float]]
@@ -71,6 +71,8 @@ class SearchResult:
 def load_folder(path: str | Path) -> tuple[list[str], list[str], list[str]]:
     """Read every ``.txt`` / ``.md`` file under ``path`` (recursively, sorted).
 
+    Files that resolve outside ``path`` (a symlink to ``~/.ssh/notes.txt``) are skipped.
+
     Returns:
         doc ids (paths relative to ``path``), titles (first non-empty line, Markdown
         ``#`` stripped, else the file name) and texts (the whole file).
@@ -80,7 +82,11 @@ def load_folder(path: str | Path) -> tuple[list[str], list[str], list[str]]:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder; expected a folder of .txt/.md files")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES and _inside(p, root)
+    )
     ids, titles, texts = [], [], []
     for f in files:
         text = f.read_text(encoding="utf-8", errors="replace").strip()
@@ -93,6 +99,11 @@ def load_folder(path: str | Path) -> tuple[list[str], list[str], list[str]]:
     if not ids:
         raise ValueError(f"{root} holds no non-empty .txt or .md file; add some notes first")
     return ids, titles, texts
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """True when ``path``, with every symlink resolved, lies under ``root``."""
+    return path.resolve().is_relative_to(root.resolve())
 
 
 # ------------------------------------------------------------------ snippets
@@ -210,6 +221,7 @@ class SearchEngine:
             )
         if rerank_depth < 1 or fusion_depth < 1:
             raise ValueError(f"depths must be >= 1, got {rerank_depth=} {fusion_depth=}")
+        check_unique_ids(doc_ids, "doc ids")
         self.doc_ids, self.titles, self.texts = list(doc_ids), list(titles), list(texts)
         self.display_texts = list(display_texts or texts)
         self.encoder, self.reranker = encoder, reranker
@@ -394,6 +406,13 @@ def render_html(result: SearchResult) -> str:
     )
 
 
+def error_html(err: BaseException) -> str:
+    """One line: ``⚠ <message>`` for a ValueError, ``⚠ <Type>: <message>`` otherwise."""
+    msg = " ".join(str(err).split()) or "no message"
+    line = msg if isinstance(err, ValueError) else f"{type(err).__name__}: {msg}"
+    return f'<p class="embedlab-error">⚠ {html.escape(line[:300])}</p>'
+
+
 class SearchApp:
     """A thin ipywidgets view over a :class:`SearchEngine`.
 
@@ -440,17 +459,21 @@ class SearchApp:
             self.query.value = change["new"]  # triggers a search through the observer
 
     def search(self) -> SearchResult | None:
-        """Search with the widgets' current values; show results or the input error."""
+        """Search with the widgets' current values; show results or a one-line error.
+
+        Any exception (bad input, a tokenizer or re-ranker failure) clears the previous
+        results, so the page never shows hits for an earlier query under a new one.
+        """
+        self.last = None
         try:
             result = self.engine.search(
                 self.query.value, self.stage.value, self.rerank.value, self.k.value
             )
-        except ValueError as err:
-            self.last = None
-            self.output.value = f'<p class="embedlab-error">⚠ {html.escape(str(err))}</p>'
+            page = render_html(result)
+        except Exception as err:  # noqa: BLE001 - a widget callback must not leave stale hits
+            self.output.value = error_html(err)
             return None
-        self.last = result
-        self.output.value = render_html(result)
+        self.last, self.output.value = result, page
         return result
 
     def _repr_mimebundle_(self, **kwargs):

@@ -326,6 +326,8 @@ def paired_bootstrap(
         )
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive int, got {n_resamples!r}")
     diff = a - b
     idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_resamples, len(diff)))
     means = diff[idx].mean(axis=1)

@@ -1,30 +1,44 @@
-"""Encoding with an on-disk embedding cache.
+"""Encoding with an on-disk embedding cache that never returns wrong vectors.
 
 Re-running a notebook should not re-encode 5,000 abstracts. :func:`encode` stores
-each result as ``.npy`` under ``$EMBEDLAB_HOME/embeddings/`` keyed by everything that
-changes the output: the model's weights (a hash of its parameters, so a fine-tuned
-model never reuses its base model's entries), its module configuration (pooling,
-normalisation), the prompt, ``normalize``, ``max_seq_length`` and a hash of the texts.
+each result under ``$EMBEDLAB_HOME/embeddings/<key>.npy`` keyed by everything that
+changes the output (:func:`encode_settings`): the model's weights (a hash of its
+parameters, so a fine-tuned model never reuses its base model's entries), its module
+configuration (pooling, normalisation), the *effective* prompt (``default_prompt_name``
+included), ``truncate_dim``, ``normalize``, ``max_seq_length``, the tokenizer's
+truncation and padding sides, a hash of the tokenizer, and a hash of the texts.
 
-Writes are atomic: the array goes to a temporary file in the same folder, is flushed
+An entry is a ``.npy`` followed by a trailer holding the sha256 of the ``.npy`` bytes.
+It is used only when the checksum matches and the array is 2-D float32 of shape
+(N texts, model D) and finite; anything else is a miss: the file is deleted and the
+embeddings recomputed.
+
+Writes are atomic: the bytes go to a temporary file in the same folder, are flushed
 to disk, then ``os.replace``-d into place. A crash or kill mid-write leaves at most a
-stray ``.tmp-*`` file, never a truncated entry that a later run would load.
+stray ``.tmp-*`` file, never a truncated entry; temp files older than an hour are swept
+on the next write. Two processes writing the same key both write complete files; the
+last rename wins.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from embedlab.config import home_dir
 
 PROGRESS_MIN_TEXTS = 256  # below this an encode takes a second or two: no bar
+TRAILER = b"EMBLAB-SHA256:"  # + 32-byte digest of the .npy bytes before it
+STALE_TMP_SECONDS = 3600  # a temp file this old belongs to a killed writer
 
 
 def cache_dir() -> Path:
@@ -61,31 +75,68 @@ def texts_hash(texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def cache_key(
-    fingerprint: str,
-    texts: Sequence[str],
-    prompt: str | None,
-    normalize: bool,
-    max_seq_length: int | None,
-) -> str:
-    """The cache key: a hash over every input that changes the embeddings."""
-    parts = {
-        "model": fingerprint,
-        "texts": texts_hash(texts),
+def tokenizer_settings(model) -> dict[str, object]:
+    """The tokenizer facts that change embeddings: sides, special tokens, and a hash.
+
+    The hash covers the tokenizer's full serialisation (vocabulary, normaliser,
+    pre-tokenizer, post-processor; ~30 ms for E5's 250k vocabulary). Models without a
+    tokenizer (stand-ins in tests) give ``{}``.
+    """
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        return {}
+    backend = getattr(tok, "backend_tokenizer", tok)  # a tokenizers.Tokenizer is its own
+    serial = backend.to_str() if hasattr(backend, "to_str") else repr(tok)
+    return {
+        "class": type(tok).__name__,
+        "truncation_side": getattr(tok, "truncation_side", None),
+        "padding_side": getattr(tok, "padding_side", None),
+        "specials": str(getattr(tok, "special_tokens_map", None)),
+        "hash": hashlib.blake2b(serial.encode(), digest_size=16).hexdigest(),
+    }
+
+
+def effective_prompt(model, prompt: str | None, prompt_name: str | None) -> str | None:
+    """The prompt ``model.encode`` will prepend: a named one, the literal one, or the default.
+
+    Raises:
+        ValueError: ``prompt_name`` is not one of the model's prompts.
+    """
+    prompts = getattr(model, "prompts", None) or {}
+    if prompt_name is None and prompt is not None:
+        return prompt
+    name = prompt_name if prompt_name is not None else getattr(model, "default_prompt_name", None)
+    if name is None:
+        return None
+    if name not in prompts:
+        raise ValueError(f"prompt_name={name!r} unknown; model has {sorted(prompts)}")
+    return prompts[name]
+
+
+def encode_settings(model, prompt: str | None, normalize: bool) -> dict[str, object]:
+    """Every setting besides weights and texts that changes ``model.encode``'s output."""
+    return {
         "prompt": prompt,
         "normalize": normalize,
-        "max_seq_length": max_seq_length,
+        "max_seq_length": getattr(model, "max_seq_length", None),
+        "truncate_dim": getattr(model, "truncate_dim", None),
+        "tokenizer": tokenizer_settings(model),
     }
+
+
+def cache_key(fingerprint: str, texts: Sequence[str], settings: dict[str, object]) -> str:
+    """The cache key: a hash over the weights, the texts and :func:`encode_settings`."""
+    parts = {"model": fingerprint, "texts": texts_hash(texts), "settings": settings}
     return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=20).hexdigest()
 
 
-def atomic_save(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` via temp file + fsync + rename (all or nothing)."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(f)`` on a temp file next to ``path``, fsync, rename (all or nothing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -94,14 +145,125 @@ def atomic_save(path: Path, array: np.ndarray) -> None:
         raise
 
 
-def load_cached(path: Path) -> np.ndarray | None:
-    """The cached array, or None when absent (a file that fails to parse is a miss)."""
-    if not path.exists():
+def atomic_save(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` as ``.npy`` via temp file + fsync + rename."""
+    atomic_write(path, lambda f: np.save(f, array))
+
+
+def save_entry(path: Path, array: np.ndarray) -> None:
+    """Write a cache entry atomically: the ``.npy`` bytes, then ``TRAILER`` + their sha256."""
+
+    def write(f: BinaryIO) -> None:
+        buf = io.BytesIO()
+        np.save(buf, array)
+        payload = buf.getvalue()
+        f.write(payload)
+        f.write(TRAILER + hashlib.sha256(payload).digest())
+
+    atomic_write(path, write)
+
+
+def sweep_stale_temp_files(folder: Path, max_age: float = STALE_TMP_SECONDS) -> int:
+    """Delete ``.tmp-*`` files/folders older than ``max_age`` seconds (killed writers).
+
+    Younger ones may belong to a writer that is still running, so they are kept.
+    Returns: the number removed.
+    """
+    import shutil
+
+    removed, now = 0, time.time()
+    for stale in folder.glob(".tmp-*") if folder.is_dir() else ():
+        try:
+            if now - stale.lstat().st_mtime <= max_age:
+                continue
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
+            removed += 1
+        except FileNotFoundError:  # another process swept it first
+            continue
+    return removed
+
+
+def read_entry(path: Path) -> np.ndarray | None:
+    """The array of a cache entry whose checksum matches, else None (absent or corrupt)."""
+    got = _read_file(path)
+    return None if got is None else _parse_entry(got[0])
+
+
+def _read_file(path: Path) -> tuple[bytes, int] | None:
+    """(the file's bytes, its inode), or None when there is no such file."""
+    try:
+        with path.open("rb") as f:
+            return f.read(), os.fstat(f.fileno()).st_ino
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def _parse_entry(data: bytes) -> np.ndarray | None:
+    """The array in an entry's bytes if its trailer's sha256 matches, else None."""
+    cut = len(data) - len(TRAILER) - 32
+    if cut <= 0 or data[cut : cut + len(TRAILER)] != TRAILER:
+        return None
+    payload = data[:cut]
+    if hashlib.sha256(payload).digest() != data[cut + len(TRAILER) :]:
         return None
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(io.BytesIO(payload), allow_pickle=False)
     except (ValueError, OSError, EOFError):
         return None
+
+
+def entry_problem(array: np.ndarray | None, n: int | None, dim: int | None) -> str | None:
+    """Why a cached array cannot stand for n embeddings of dimension ``dim`` (None: it can)."""
+    if array is None:
+        return "missing, unreadable or checksum mismatch"
+    if array.ndim != 2:
+        return f"{array.ndim}-D, expected 2-D"
+    if array.dtype != np.float32:
+        return f"dtype {array.dtype}, expected float32"
+    if (n is not None and array.shape[0] != n) or (dim is not None and array.shape[1] != dim):
+        return f"shape {array.shape}, expected ({n or 'N'}, {dim or 'D'})"
+    if not np.isfinite(array).all():
+        return "holds NaN or inf"
+    return None
+
+
+def load_cached(path: Path, n: int | None = None, dim: int | None = None) -> np.ndarray | None:
+    """A valid cached (n, dim) float32 array, or None; an invalid entry is deleted.
+
+    Valid means: checksum matches, 2-D float32, ``n`` rows (when given), ``dim``
+    columns (when given), all finite. Only the file that was read is deleted, never an
+    entry another process renamed into place meanwhile.
+    """
+    got = _read_file(path)
+    if got is None:
+        return None
+    array = _parse_entry(got[0])
+    if entry_problem(array, n, dim) is None:
+        return array
+    _unlink_if_same(path, got[1])
+    return None
+
+
+def _unlink_if_same(path: Path, inode: int) -> None:
+    """Delete ``path`` unless another process has meanwhile renamed a new entry onto it."""
+    try:
+        if path.stat().st_ino == inode:
+            path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def embedding_dim(model) -> int | None:
+    """The model's output dimension after ``truncate_dim``, or None if it does not say."""
+    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        get = getattr(model, name, None)
+        if callable(get):
+            dim = get()
+            return int(dim) if isinstance(dim, int) else None
+    return None
 
 
 def encode(
@@ -122,30 +284,25 @@ def encode(
         model: a ``sentence_transformers.SentenceTransformer``.
         texts: N strings (non-empty list; strings may be empty).
         prompt / prompt_name: a literal prefix, or the name of one of the model's
-            configured prompts (e.g. E5's ``"query"`` -> ``"query: "``).
+            configured prompts (e.g. E5's ``"query"`` -> ``"query: "``); neither means
+            the model's ``default_prompt_name`` (if any), as ``model.encode`` does.
         normalize: L2-normalise rows, so dot product = cosine.
         fingerprint: :func:`model_fingerprint` of ``model`` if the caller already has it
             (saves re-hashing the weights on every call while they cannot change).
 
     Returns:
         (N, D) float32 array; row i embeds texts[i].
+    Raises:
+        TypeError: ``texts`` is a single string.
+        ValueError: no texts, a non-str text, an unknown prompt name, or non-finite output.
     Production equivalent: ``model.encode(texts, prompt_name=..., normalize_embeddings=...)``.
     """
-    texts = list(texts)
-    if not texts:
-        raise ValueError("encode() got no texts: pass a non-empty list of strings")
-    if not all(isinstance(t, str) for t in texts):
-        raise ValueError("encode() expects a list of str")
-    if prompt_name is not None:
-        if prompt_name not in model.prompts:
-            raise ValueError(
-                f"prompt_name={prompt_name!r} unknown; model has {sorted(model.prompts)}"
-            )
-        prompt = model.prompts[prompt_name]
+    texts = _check_texts(texts)
+    prompt = effective_prompt(model, prompt, prompt_name)
     fingerprint = fingerprint or model_fingerprint(model)
-    key = cache_key(fingerprint, texts, prompt, normalize, model.max_seq_length)
-    path = cache_dir() / f"{key}.npy"
-    if use_cache and (hit := load_cached(path)) is not None and hit.shape[0] == len(texts):
+    key = cache_key(fingerprint, texts, encode_settings(model, prompt, normalize))
+    path, dim = cache_dir() / f"{key}.npy", embedding_dim(model)
+    if use_cache and (hit := load_cached(path, len(texts), dim)) is not None:
         return hit
     show = len(texts) >= PROGRESS_MIN_TEXTS if show_progress_bar is None else show_progress_bar
     emb = model.encode(
@@ -155,9 +312,29 @@ def encode(
         normalize_embeddings=normalize,
         convert_to_numpy=True,
         show_progress_bar=show,
-    ).astype(np.float32)
+    )
+    emb = np.asarray(emb).astype(np.float32)
     if not np.isfinite(emb).all():
         raise ValueError("the model produced NaN/inf embeddings; refusing to cache them")
+    if (problem := entry_problem(emb, len(texts), dim)) is not None:
+        raise ValueError(f"the model returned embeddings that are {problem}")
     if use_cache:
-        atomic_save(path, emb)
+        sweep_stale_temp_files(cache_dir())
+        save_entry(path, emb)
     return emb
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    """The texts as a list, or a TypeError/ValueError saying what was expected."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(
+            f"encode() got a single {type(texts).__name__} ({texts[:40]!r}); it would encode "
+            "each character: pass a list of strings, e.g. [text]"
+        )
+    texts = list(texts)
+    if not texts:
+        raise ValueError("encode() got no texts: pass a non-empty list of strings")
+    bad = next((t for t in texts if not isinstance(t, str)), "ok")
+    if bad != "ok":
+        raise ValueError(f"encode() expects a list of str; got a {type(bad).__name__} ({bad!r})")
+    return texts

@@ -18,7 +18,7 @@ What is here, and the production equivalent of each piece:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -304,3 +304,26 @@ def measure_qps(
             search(q[i : i + bs])
         best = min(best, time.perf_counter() - start)
     return q.shape[0] / best
+
+
+def interleaved_times(
+    workloads: Mapping[str, Callable[[], object]], repeats: int = 3
+) -> dict[str, float]:
+    """Median wall-clock seconds of each workload, timed in turns: A, B, C, A, B, C, ...
+
+    On a shared machine the background load drifts; timing the workloads in turns exposes
+    each to the same load, so their *ratio* is fair, and the median ignores one unlucky
+    sample. Compare ratios with wide margins, never absolute times.
+
+    Raises:
+        ValueError: no workloads, or ``repeats < 1``.
+    """
+    if not workloads or repeats < 1:
+        raise ValueError(f"need >= 1 workload and repeats >= 1; got {len(workloads)}, {repeats}")
+    samples: dict[str, list[float]] = {name: [] for name in workloads}
+    for _ in range(repeats):
+        for name, run in workloads.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - start)
+    return {name: float(np.median(s)) for name, s in samples.items()}

@@ -9,6 +9,9 @@ see the same configuration:
 - ``EMBEDLAB_DATA_DIR``  a folder laid out like ``shared/data`` (STS-B, SICK, SciFact, SNLI).
 - ``EMBEDLAB_HOME``      where embedlab keeps its caches (default ``~/.cache/embedlab``).
 - ``EMBEDLAB_MIRROR_DIR`` the offline model mirror (default ``$EMBEDLAB_HOME/hf-mirror``).
+
+An empty variable counts as unset (never as "the current directory"), and relative
+paths are made absolute, so the Hugging Face paths derived from them are too.
 """
 
 from __future__ import annotations
@@ -68,21 +71,29 @@ def is_offline() -> bool:
     return os.environ.get("EMBEDLAB_OFFLINE", "").strip().lower() in _TRUE
 
 
+def env_path(name: str) -> Path | None:
+    """The folder named by environment variable ``name``, absolute; ``None`` when unset.
+
+    An empty or blank value counts as unset: ``Path("")`` would mean "the current
+    directory", so ``EMBEDLAB_HOME=""`` would scatter caches wherever a notebook runs.
+    """
+    raw = os.environ.get(name, "").strip()
+    return Path(raw).expanduser().absolute() if raw else None
+
+
 def home_dir() -> Path:
     """Root of embedlab's caches (embeddings, trained models, the model mirror)."""
-    default = Path.home() / ".cache" / "embedlab"
-    return Path(os.environ.get("EMBEDLAB_HOME", default)).expanduser()
+    return env_path("EMBEDLAB_HOME") or Path.home() / ".cache" / "embedlab"
 
 
 def mirror_dir() -> Path:
     """The offline model mirror: a Hugging Face home whose ``hub/`` holds the models."""
-    return Path(os.environ.get("EMBEDLAB_MIRROR_DIR", home_dir() / "hf-mirror")).expanduser()
+    return env_path("EMBEDLAB_MIRROR_DIR") or home_dir() / "hf-mirror"
 
 
 def data_dir() -> Path | None:
     """The local dataset folder from ``EMBEDLAB_DATA_DIR``, or ``None`` (use the Hub)."""
-    raw = os.environ.get("EMBEDLAB_DATA_DIR", "").strip()
-    return Path(raw).expanduser() if raw else None
+    return env_path("EMBEDLAB_DATA_DIR")
 
 
 def apply_offline_env() -> None:

@@ -16,10 +16,11 @@ Bad input (unknown dataset, split or corpus mode, malformed qrels) raises
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,49 @@ def _local_file(spec: DatasetSpec, split: str, relative: str) -> Path | None:
             f"EMBEDLAB_DATA_DIR={root} must be laid out like shared/data "
             f"({spec.folder}/{relative})."
         )
+    verify_checksum(root, path)
     return path
+
+
+SUMS_FILE = "SHA256SUMS"
+_VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> sha256
+
+
+def verify_checksum(root: Path, path: Path) -> None:
+    """Check ``path`` against ``root/SHA256SUMS`` (``sha256sum`` format) when there is one.
+
+    A file the list does not name is not checked. Hashes are memoised per process by
+    (path, mtime, size).
+
+    Raises:
+        ValueError: the file's sha256 differs from the listed one (edited or corrupt).
+    """
+    sums = root / SUMS_FILE
+    if not sums.is_file():
+        return
+    rel = path.relative_to(root).as_posix()
+    expected = _read_sums(sums).get(rel)
+    if expected is None:
+        return
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if _VERIFIED[key] != expected:
+        raise ValueError(
+            f"{path}: sha256 {_VERIFIED[key][:16]}... does not match {sums} "
+            f"({expected[:16]}...); the file was edited or is corrupt: restore the original"
+        )
+
+
+def _read_sums(sums: Path) -> dict[str, str]:
+    """``SHA256SUMS`` lines ``<hex>  <relative path>`` as {path: hex}."""
+    out = {}
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.strip().partition(" ")
+        if digest and name:
+            out[name.strip().lstrip("*")] = digest.lower()
+    return out
 
 
 def _read_jsonl(path: Path, columns: Collection[str]) -> dict[str, list[Any]]:
@@ -193,22 +236,72 @@ def _read_jsonl(path: Path, columns: Collection[str]) -> dict[str, list[Any]]:
         ValueError: a line is not JSON or lacks a field; the message names file and line.
     """
     out: dict[str, list[Any]] = {c: [] for c in columns}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            missing = [c for c in columns if c not in row]
-            if missing:
-                raise ValueError(
-                    f"{path}:{lineno}: missing field(s) {missing}; expected {list(columns)}"
-                )
-            for c in columns:
-                out[c].append(row[c])
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{lineno}: a JSON {type(row).__name__}; expected an object")
+        missing = [c for c in columns if c not in row]
+        if missing:
+            raise ValueError(
+                f"{path}:{lineno}: missing field(s) {missing}; expected {list(columns)}"
+            )
+        for c in columns:
+            out[c].append(row[c])
+    if not out[next(iter(columns))]:
+        raise ValueError(f"{path} holds no rows; expected JSON Lines with fields {list(columns)}")
     return out
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file; bad bytes raise naming file and line."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{path}:{lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column "
+                    f"{exc.start + 1}); expected UTF-8 text"
+                ) from None
+
+
+def _check_columns(cols: dict[str, list[Any]], spec: DatasetSpec, path: Path) -> dict:
+    """Validate local values against ``spec.features``; SNLI's unlabelled rows (-1) dropped.
+
+    Raises:
+        ValueError: a null or non-string text, a non-numeric score or an unknown label,
+            naming the file, the row and what was expected.
+    """
+    assert spec.features is not None
+    if spec.name == "snli":  # as the Hub path does: -1 = no gold label
+        keep = [i for i, label in enumerate(cols["label"]) if label != -1]
+        cols = {c: [v[i] for i in keep] for c, v in cols.items()}
+    for name, feature in spec.features.items():
+        for row, value in enumerate(cols[name], 1):
+            problem = _value_problem(value, feature)
+            if problem:
+                raise ValueError(f"{path}: row {row}, field {name!r} is {value!r}; {problem}")
+    return cols
+
+
+def _value_problem(value: Any, feature: Any) -> str | None:
+    """What is wrong with one local value for its feature, or None."""
+    if isinstance(feature, ClassLabel):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return (
+            None
+            if ok and 0 <= value < feature.num_classes
+            else (f"expected a label id 0..{feature.num_classes - 1} ({', '.join(feature.names)})")
+        )
+    if feature.dtype == "string":
+        return None if isinstance(value, str) else "expected a string (null text is not allowed)"
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return None if numeric and math.isfinite(value) else "expected a finite number"
 
 
 def _hub_load(spec: DatasetSpec, split: str, config: str | None = None) -> Dataset:
@@ -258,7 +351,8 @@ def _load_table(name: str, split: str, hub_mapper: Callable[[Dataset], Dataset])
     assert spec.features is not None
     path = _local_file(spec, split, f"{split}.jsonl")
     if path is not None:
-        ds = Dataset.from_dict(_read_jsonl(path, list(spec.features)), features=spec.features)
+        cols = _check_columns(_read_jsonl(path, list(spec.features)), spec, path)
+        ds = Dataset.from_dict(cols, features=spec.features)
         return _check_scores(ds, spec, str(path))
     ds = hub_mapper(_hub_load(spec, split))
     return _check_scores(ds, spec, spec.hub_id)
@@ -463,25 +557,25 @@ def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
             the file and line.
     """
     qrels: dict[str, dict[str, int]] = {}
-    with Path(path).open(encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\r\n").split("\t")
-        missing = [c for c in QRELS_HEADER if c not in header]
-        if missing:
-            raise ValueError(
-                f"{path}:1: header {header} lacks {missing}; expected {list(QRELS_HEADER)}"
-            )
-        q, d, s = (header.index(c) for c in QRELS_HEADER)
-        for lineno, line in enumerate(fh, 2):
-            if not line.strip():
-                continue
-            cells = line.rstrip("\r\n").split("\t")
-            if len(cells) < len(header):
-                raise ValueError(f"{path}:{lineno}: {len(cells)} column(s); expected {len(header)}")
-            try:
-                score = int(cells[s])
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: score {cells[s]!r} is not an integer") from None
-            qrels.setdefault(cells[q], {})[cells[d]] = score
+    lines = _lines(Path(path))
+    header = next(lines, (1, ""))[1].rstrip("\r\n").split("\t")
+    missing = [c for c in QRELS_HEADER if c not in header]
+    if missing:
+        raise ValueError(
+            f"{path}:1: header {header} lacks {missing}; expected {list(QRELS_HEADER)}"
+        )
+    q, d, s = (header.index(c) for c in QRELS_HEADER)
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        cells = line.rstrip("\r\n").split("\t")
+        if len(cells) < len(header):
+            raise ValueError(f"{path}:{lineno}: {len(cells)} column(s); expected {len(header)}")
+        try:
+            score = int(cells[s])
+        except ValueError:
+            raise ValueError(f"{path}:{lineno}: score {cells[s]!r} is not an integer") from None
+        qrels.setdefault(cells[q], {})[cells[d]] = score
     return qrels
 
 
@@ -524,7 +618,16 @@ def _scifact_local(spec: DatasetSpec, split: str) -> tuple[dict, dict, dict] | N
         )
     }
     queries = {str(i): t for i, t in zip(query_cols["_id"], query_cols["text"], strict=True)}
+    _check_texts(corpus_path, {f"{d} {k}": v for d, doc in corpus.items() for k, v in doc.items()})
+    _check_texts(queries_path, queries)
     return corpus, queries, read_qrels_tsv(qrels_path)
+
+
+def _check_texts(path: Path, texts: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first null or non-string text (it would become "None")."""
+    bad = next((k for k, v in texts.items() if not isinstance(v, str)), None)
+    if bad is not None:
+        raise ValueError(f'{path}: {bad!r} is {texts[bad]!r}; expected a string (use "" if empty)')
 
 
 def _scifact_hub(spec: DatasetSpec, split: str) -> tuple[dict, dict, dict]:

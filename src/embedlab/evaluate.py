@@ -31,6 +31,9 @@ def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np
     """Spearman rank correlation between predicted similarities and gold scores.
 
     Returns: rho in [-1, 1] (MTEB reports 100 * rho of the cosine similarities).
+    Raises:
+        ValueError: unequal lengths, fewer than 2 pairs, NaN/inf, or constant predicted
+            or gold scores (where scipy would return NaN).
     """
     p, g = np.asarray(predicted, dtype=float), np.asarray(gold, dtype=float)
     if p.shape != g.shape or p.ndim != 1:
@@ -39,6 +42,12 @@ def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np
         raise ValueError(f"need at least 2 pairs for a rank correlation, got {len(p)}")
     if not (np.isfinite(p).all() and np.isfinite(g).all()):
         raise ValueError("predicted and gold scores must be finite (found NaN or inf)")
+    for name, x in (("predicted", p), ("gold", g)):
+        if np.all(x == x[0]):
+            raise ValueError(
+                f"{name} scores are all equal ({x[0]}): a rank correlation is undefined; "
+                "expected at least two different values (e.g. a model that collapsed)"
+            )
     return float(spearmanr(p, g).statistic)
 
 

@@ -23,9 +23,9 @@ def load_model(model_id: str, max_seq_length: int | None = None, device: str | N
         max_seq_length: tokens kept per text; default = min(model's own, profile cap)
             (the fast profile truncates to 256 tokens).
     """
+    require_model(model_id)  # before the heavy import: a missing model fails in < 1 s
     from sentence_transformers import SentenceTransformer
 
-    require_model(model_id)
     model = SentenceTransformer(model_id, device=device or "cpu")
     _cap_length(model, max_seq_length)
     return model
@@ -48,12 +48,12 @@ def raw_lm_encoder(
     head); Pooling averages them over the attention mask. This is the "raw BERT" baseline
     of SBERT's Table 1 with a decoder in its place.
     """
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-
     if pooling not in {"mean", "lasttoken", "cls", "max"}:
         raise ValueError(f"pooling={pooling!r}; expected mean, lasttoken, cls or max")
     require_model(model_id)
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
     # Plain-text modality only: for a model with a chat template, sentence-transformers
     # would otherwise wrap every text in that template (system prompt included) and pool
     # over the template's tokens too.
@@ -80,10 +80,10 @@ def static_token_encoder(model_id: str = MINILM):
     ``sentence_transformers.models.StaticEmbedding``, which mean-pools the vectors of the
     text's word pieces (no [CLS]/[SEP]).
     """
+    source = load_model(model_id)
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding
 
-    source = load_model(model_id)
     hf_model = source[0].auto_model
     weights = hf_model.get_input_embeddings().weight.detach().clone()
     static = StaticEmbedding(source.tokenizer.backend_tokenizer, embedding_weights=weights)

@@ -752,16 +752,23 @@ def weights_note(model_id: str) -> str:
 def require_model(model_id: str) -> None:
     """In offline mode, fail fast and clearly when the mirror does not hold ``model_id``.
 
-    A no-op online and for local folders.
+    A no-op online and for local folders. Imports nothing heavy, so a missing model
+    fails in well under a second; call it before importing sentence-transformers.
+    When the manifest lists the model, its files are checked (:func:`verify_snapshot`).
 
     Raises:
         MissingOfflineAsset: offline and the model is not in the mirror (or there is no
-            mirror); the message names the model and says how to provide it.
+            mirror), or a file of it is missing, resized or altered; the message names
+            the model (and file) and says how to provide it.
     """
     if not is_offline() or Path(model_id).expanduser().is_dir():
         return
     mirror = mirror_dir()
-    if snapshot_dir(mirror, model_id) is not None:
+    snap = snapshot_dir(mirror, model_id)
+    if snap is not None:
+        entry = read_manifest(mirror)["models"].get(model_id)
+        if entry is not None:  # a mirror built by `make offline`: check its files
+            verify_snapshot(model_id, snap, entry)
         return
     if model_id in MIRROR:
         how = "build the mirror with `make offline` (python -m embedlab.offline build)"
@@ -773,6 +780,75 @@ def require_model(model_id: str) -> None:
     raise MissingOfflineAsset(
         f"offline mode (EMBEDLAB_OFFLINE=1): model {model_id!r} is not in the mirror at {mirror}; {how}"
     )
+
+
+VERIFIED = "verified-mirror-files.json"  # under home_dir(): sha256 memo by (mtime, size)
+
+
+def verify_snapshot(model_id: str, snap: Path, entry: dict) -> None:
+    """Check every file the manifest lists: present, same size, same sha256.
+
+    Sizes are checked on every call; each file's sha256 is computed once and memoised
+    by (path, mtime, size) in ``$EMBEDLAB_HOME/verified-mirror-files.json``, so a file
+    overwritten on disk is hashed again, and loads after the first cost a ``stat``.
+
+    Raises:
+        MissingOfflineAsset: naming the first bad file and how to repair (`make offline`).
+    """
+    memo = _read_memo()
+    changed = False
+    for rel, info in sorted(entry.get("files", {}).items()):
+        path = snap / rel
+        problem, digest = _file_problem(path, info, memo)
+        if problem is not None:
+            raise MissingOfflineAsset(
+                f"offline mirror: {model_id} file {rel!r} {problem} ({path}); the mirror is "
+                "damaged: rebuild it with `make offline` (python -m embedlab.offline build)"
+            )
+        changed |= digest is not None
+    if changed:
+        _write_memo(memo)
+
+
+def _file_problem(path: Path, info: dict, memo: dict) -> tuple[str | None, str | None]:
+    """(what is wrong with ``path`` or None, its new sha256 if it had to be computed)."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return "is missing", None
+    if st.st_size != info["size"]:
+        return f"has {st.st_size:,} bytes, the manifest says {info['size']:,}", None
+    stamp = [st.st_mtime_ns, st.st_size]
+    known = memo.get(str(path))
+    digest = None
+    if not known or known[:2] != stamp:
+        digest = _sha256(path)
+        memo[str(path)] = [*stamp, digest]
+    if memo[str(path)][2] != info["sha256"]:
+        memo.pop(str(path))  # re-hash next time, in case it is restored
+        return "does not match the manifest's sha256 (overwritten or corrupted)", digest
+    return None, digest
+
+
+def _memo_path() -> Path:
+    from embedlab.config import home_dir
+
+    return home_dir() / VERIFIED
+
+
+def _read_memo() -> dict:
+    try:
+        data = json.loads(_memo_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_memo(memo: dict) -> None:
+    try:
+        _write_json(_memo_path(), memo)
+    except OSError:  # a read-only home only costs re-hashing next time
+        pass
 
 
 def status(dest: Path | None = None) -> list[str]:

@@ -49,7 +49,10 @@ def exact_topk(
     """Exact top-k by cosine (or dot product), scanning the corpus in chunks.
 
     Chunking bounds memory at Q x chunk_size scores instead of Q x N, so a 10^6-doc
-    corpus fits on a laptop. Ties keep the lower index first.
+    corpus fits on a laptop. Each chunk's float32 scores pick candidates; these are
+    rescored exactly (float64, rounded to float32) so that results are ordered by
+    (-score, index) whatever ``chunk_size``: ties, such as duplicated documents, keep
+    the lower index first.
     Production equivalent: ``sentence_transformers.util.semantic_search`` or a faiss
     ``IndexFlatIP``; neither is needed for the few thousand documents of this course.
 
@@ -70,18 +73,52 @@ def exact_topk(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if normalize:
         q, c = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(c, dim=1)
-    best_s = torch.full((q.shape[0], 0), -torch.inf)
     best_i = torch.zeros((q.shape[0], 0), dtype=torch.long)
+    best_s = torch.zeros((q.shape[0], 0))
     for start in range(0, c.shape[0], chunk_size):
-        s = q @ c[start : start + chunk_size].T
-        kk = min(k, s.shape[1])
-        top_s, top_i = s.topk(kk, dim=1, sorted=True)
-        merged_s = torch.cat([best_s, top_s], dim=1)
-        merged_i = torch.cat([best_i, top_i + start], dim=1)
-        # stable sort keeps earlier (lower-index) candidates first among equal scores
-        order = torch.sort(merged_s, dim=1, descending=True, stable=True).indices[:, :k]
-        best_s, best_i = merged_s.gather(1, order), merged_i.gather(1, order)
+        candidates = _candidates(q @ c[start : start + chunk_size].T, k) + start
+        best_s, best_i = _rescore_top(q, c, torch.cat([best_i, candidates], dim=1), k)
     return best_s, best_i
+
+
+TIE_RTOL = 1e-5  # float32 GEMM rounding is far below this (about 1e-7 for unit vectors)
+
+
+def _candidates(s: torch.Tensor, k: int) -> torch.Tensor:
+    """Column indices of every score within a relative ``TIE_RTOL`` of each row's k-th best.
+
+    A float32 matrix product rounds differently with the matrix shape, so the score of
+    a document (and of its duplicates) changes in the last bit with ``chunk_size``; the
+    margin keeps every document that could tie with the k-th one after exact rescoring.
+    Returns (Q, m) indices, m >= min(k, C); rows may hold extra, harmless candidates.
+    """
+    kk = min(k, s.shape[1])
+    top_s, top_i = s.topk(kk, dim=1)
+    floor = top_s.min(dim=1, keepdim=True).values
+    floor = floor - TIE_RTOL * s.abs().amax(dim=1, keepdim=True)
+    m = int((s >= floor).sum(dim=1).max())
+    return top_i if m <= kk else s.topk(m, dim=1).indices
+
+
+def _rescore_top(
+    q: torch.Tensor, c: torch.Tensor, idx: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rescore (Q, m) candidate indices exactly and keep the k best by (-score, index).
+
+    Scores are float64 dot products rounded to float32, so equal vectors get bit-equal
+    scores whatever the chunking, and ties then keep the lower index.
+    """
+    block = max(1, (1 << 22) // max(1, idx.shape[1] * c.shape[1]))  # ~32 MB of float64
+    exact = torch.cat(
+        [
+            (q[i : i + block, None, :].double() * c[idx[i : i + block]].double()).sum(-1)
+            for i in range(0, q.shape[0], block)
+        ]
+    ).float()
+    by_index = idx.argsort(dim=1)  # candidate indices are unique within a row
+    exact, idx = exact.gather(1, by_index), idx.gather(1, by_index)
+    order = torch.sort(exact, dim=1, descending=True, stable=True).indices[:, :k]
+    return exact.gather(1, order), idx.gather(1, order)
 
 
 def to_run(
@@ -90,17 +127,40 @@ def to_run(
     query_ids: Sequence[str],
     doc_ids: Sequence[str],
 ) -> Run:
-    """Turn (Q, k) scores and corpus indices into a BEIR run ``{qid: {doc_id: score}}``."""
+    """Turn (Q, k) scores and corpus indices into a BEIR run ``{qid: {doc_id: score}}``.
+
+    An index of -1 is faiss's "no hit here" padding (fewer than k found) and is dropped;
+    any other index outside [0, N) is an error, never wrapped around to the last doc.
+
+    Raises:
+        ValueError: mismatched shapes, an index out of range, or duplicate query/doc ids.
+    """
     scores, indices = np.asarray(scores), np.asarray(indices)
-    if scores.shape != indices.shape or scores.shape[0] != len(query_ids):
+    if scores.shape != indices.shape or scores.ndim != 2 or scores.shape[0] != len(query_ids):
         raise ValueError(
             f"scores {scores.shape} and indices {indices.shape} must both be "
             f"(Q={len(query_ids)}, k)"
         )
+    check_unique_ids(query_ids, "query ids")
+    check_unique_ids(doc_ids, "doc ids")
+    bad = (indices < -1) | (indices >= len(doc_ids))
+    if bad.any():
+        raise ValueError(
+            f"index {int(indices[bad][0])} is outside the {len(doc_ids)} doc ids; expected "
+            "0..N-1, or -1 for faiss's 'no hit'"
+        )
     return {
-        qid: {doc_ids[int(j)]: float(s) for s, j in zip(row_s, row_i, strict=True)}
+        qid: {doc_ids[int(j)]: float(s) for s, j in zip(row_s, row_i, strict=True) if j != -1}
         for qid, row_s, row_i in zip(query_ids, scores, indices, strict=True)
     }
+
+
+def check_unique_ids(ids: Sequence[str], what: str) -> None:
+    """Raise ValueError when ``ids`` repeats an id (a run keyed by id would merge them)."""
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))
+        raise ValueError(f"{what} must be unique; {dup!r} appears more than once")
 
 
 def dense_search(
@@ -110,12 +170,19 @@ def dense_search(
     doc_ids: Sequence[str],
     k: int = 100,
 ) -> Run:
-    """Exact cosine search returning a run; k is capped at the corpus size."""
+    """Exact cosine search returning a run; k is capped at the corpus size.
+
+    Raises:
+        ValueError: ids and rows disagree, or a query or doc id repeats (a run keyed by
+            id would silently merge the two rows).
+    """
     if len(doc_ids) != len(doc_emb) or len(query_ids) != len(query_emb):
         raise ValueError(
             f"ids and embeddings disagree: {len(query_ids)} query ids vs {len(query_emb)} rows, "
             f"{len(doc_ids)} doc ids vs {len(doc_emb)} rows"
         )
+    check_unique_ids(query_ids, "query ids")
+    check_unique_ids(doc_ids, "doc ids")
     scores, idx = exact_topk(query_emb, doc_emb, min(k, max(len(doc_ids), 1)))
     return to_run(scores, idx, query_ids, doc_ids)
 
@@ -142,11 +209,17 @@ class BM25:
             raise ValueError("the corpus is empty: BM25 needs at least one document")
         if len(doc_ids) != len(texts):
             raise ValueError(f"{len(doc_ids)} doc ids but {len(texts)} texts")
+        check_unique_ids(doc_ids, "doc ids")
         self.doc_ids = list(doc_ids)
         self._stemmer = _stemmer() if stem else None
         tokens = bm25s.tokenize(
             list(texts), stopwords="en", stemmer=self._stemmer, show_progress=False
         )
+        if not tokens.vocab:
+            raise ValueError(
+                f"BM25 found no indexable word in the {len(texts)} texts (all empty or only "
+                "English stop words); expected at least one text with a content word"
+            )
         self._index = bm25s.BM25(k1=k1, b=b)
         self._index.index(tokens, show_progress=False)
 
@@ -176,19 +249,34 @@ def rrf(runs: Sequence[Run], k: int = 60, top: int | None = None) -> Run:
 
     Uses ranks only, so runs on incomparable scales (BM25 vs cosine) fuse safely.
     Ranks start at 1; a document missing from a run contributes nothing there.
+
+    Raises:
+        ValueError: no runs, ``k <= 0``, ``top < 1`` or a NaN score (it cannot be ranked).
     """
     if not runs:
         raise ValueError("rrf needs at least one run")
     if k <= 0:
         raise ValueError(f"rrf constant k must be > 0, got {k}")
+    if top is not None and top < 1:
+        raise ValueError(f"rrf top={top} must be >= 1 (or None for every fused document)")
     fused: Run = {}
     for run in runs:
         for qid, hits in run.items():
+            _check_finite_scores(qid, hits)
             ranked = sorted(hits.items(), key=lambda x: -x[1])
             acc = fused.setdefault(qid, {})
             for rank, (doc, _) in enumerate(ranked, start=1):
                 acc[doc] = acc.get(doc, 0.0) + 1.0 / (k + rank)
     return {q: dict(sorted(h.items(), key=lambda x: -x[1])[:top]) for q, h in fused.items()}
+
+
+def _check_finite_scores(qid: str, hits: dict[str, float]) -> None:
+    """Raise ValueError for a NaN score: sorted() would rank it arbitrarily (often first)."""
+    bad = [d for d, v in hits.items() if v != v]
+    if bad:
+        raise ValueError(
+            f"run for query {qid!r} has NaN score(s), e.g. doc {bad[0]!r}; expected numbers"
+        )
 
 
 class FaissIndex:

@@ -386,11 +386,13 @@ def finetuned(name: str, build: Callable[[], object]):
     Loads the saved model when it exists; otherwise calls ``build()`` (which trains and
     returns the model), saves it atomically (temp folder, then rename) and returns it.
     Put every setting that changes the result into ``name`` (e.g. the step count), so a
-    different recipe never loads a stale model.
+    different recipe never loads a stale model. A failed save removes its temp folder
+    whatever the exception; folders left by killed saves are swept after an hour.
     Production equivalent: ``model.save_pretrained(path)`` / ``SentenceTransformer(path)``.
     """
     from sentence_transformers import SentenceTransformer
 
+    from embedlab.cache import sweep_stale_temp_files
     from embedlab.config import home_dir
 
     if not name or "/" in name or name.startswith("."):
@@ -400,10 +402,13 @@ def finetuned(name: str, build: Callable[[], object]):
         return SentenceTransformer(str(path), device="cpu")
     model = build()
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temp_files(path.parent)  # folders of saves that were killed
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=path.parent)
     try:
         model.save_pretrained(tmp)
         os.replace(tmp, path)
     except OSError:  # another run saved the same name first: keep theirs
+        pass
+    finally:  # any failure (or a rename that already happened) leaves no temp folder
         shutil.rmtree(tmp, ignore_errors=True)
     return model
