@@ -14,6 +14,7 @@ from embedlab.curation import (
     filter_report,
     inject_noise,
     nearest_other,
+    out_of_fold_ranks,
     passage_ranks,
     title_abstract_pairs,
 )
@@ -149,3 +150,41 @@ def test_inject_noise_hard_share_gives_neighbours_passages():
         inject_noise(clean, 0.6, hard_share=0.5)
     with pytest.raises(ValueError, match="own document"):
         inject_noise(clean, 0.6, nearest=np.arange(10), hard_share=1.0)
+
+
+def test_out_of_fold_ranks_push_noisy_pairs_down_with_a_trained_model():
+    """Topic pairs: a model trained on the other fold ranks clean passages above noisy ones."""
+    import copy
+
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    from embedlab.negatives import train_contrastive
+
+    topics = [(f"q{t}", f"p{t}") for t in range(8)]  # query word, passage word per topic
+    words = ["[UNK]"] + [w for pair in topics for w in pair] + [f"x{i}" for i in range(40)]
+    tok = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()
+    torch.manual_seed(0)
+    start = SentenceTransformer(modules=[StaticEmbedding(tok, embedding_dim=16)], device="cpu")
+    rows = [(t, i) for i in range(5) for t in range(8)]  # 5 pairs per topic, own filler word
+    clean = WeakPairs([f"{topics[t][0]} x{5 * t + i}" for t, i in rows],
+                      [f"{topics[t][1]} x{5 * t + i}" for t, i in rows],
+                      [str(k) for k in range(40)], [str(k) for k in range(40)])  # fmt: skip
+    noisy = inject_noise(clean, fraction=0.25, seed=0)
+
+    def fit(pairs):
+        model = copy.deepcopy(start)
+        loss = MultipleNegativesRankingLoss(model, scale=20.0)
+        train_contrastive(model, pairs.to_dataset(), loss, batch_size=8, epochs=10, lr=0.1)
+        return model
+
+    ranks = out_of_fold_ranks(noisy, fit, n_folds=2, seed=0)
+    assert ranks.shape == (40,) and ranks.dtype == np.int64
+    assert ranks[noisy.noisy].mean() > ranks[~noisy.noisy].mean() + 3
+    with pytest.raises(ValueError, match="n_folds"):
+        out_of_fold_ranks(noisy, fit, n_folds=1)

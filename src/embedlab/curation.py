@@ -11,6 +11,7 @@ This module does the same at course scale:
   (random ones, or the nearest neighbour's: hard noise), so the noise is labelled and the
   filter can be scored;
 - :func:`passage_ranks` / :func:`consistency_filter`: the filter itself;
+  :func:`out_of_fold_ranks` scores each pair with a model that never trained on it;
 - :func:`filter_report`: precision and recall of the filter against the known noise.
 
 Shapes: N pairs, M extra pool passages, D embedding dimension.
@@ -19,7 +20,7 @@ Shapes: N pairs, M extra pool passages, D embedding dimension.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -208,6 +209,34 @@ def passage_ranks(
         own = s[rows, rows + start].unsqueeze(1)  # same matmul: exact comparison
         ranks.append((s > own).sum(dim=1))
     return torch.cat(ranks).numpy().astype(np.int64)
+
+
+def out_of_fold_ranks(
+    pairs: WeakPairs, fit: Callable[[WeakPairs], object], n_folds: int = 2, seed: int = 0
+) -> np.ndarray:
+    """:func:`passage_ranks` of every pair, each judged by a model that never trained on it.
+
+    A model trained on all the noisy pairs can memorise the wrong ones and then rank their
+    passages first (the in-sample filter fails); splitting the pairs into ``n_folds`` seeded
+    folds and letting the model trained on the other folds rank each fold avoids it
+    (out-of-fold scoring, as in confident learning).
+
+    Args:
+        pairs: N (query, passage) pairs.
+        fit: trains a fresh model on the pairs it is given and returns it (anything with
+            sentence-transformers' ``encode``).
+    Returns: (N,) int64 ranks; the pool is all N passages, as in :func:`passage_ranks`.
+    """
+    if n_folds < 2 or n_folds > len(pairs):
+        raise ValueError(f"n_folds must be in [2, {len(pairs)}], got {n_folds}")
+    fold = np.random.default_rng(seed).permutation(len(pairs)) % n_folds  # (N,) balanced
+    ranks = np.zeros(len(pairs), dtype=np.int64)
+    enc = dict(normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    for f in range(n_folds):
+        model = fit(pairs.select(fold != f))
+        q, p = model.encode(pairs.queries, **enc), model.encode(pairs.passages, **enc)
+        ranks[fold == f] = passage_ranks(q, p)[fold == f]
+    return ranks
 
 
 def consistency_filter(ranks: np.ndarray | Sequence[int], k: int = 2) -> np.ndarray:

@@ -94,16 +94,22 @@ BERT_BASE = "google-bert/bert-base-uncased"
 
 
 def static_start():
-    """The course's training start on a CPU: MiniLM's input embeddings, averaged.
+    """The course's training start on a CPU: MiniLM's input embeddings, averaged, normalised.
 
-    A :func:`static_token_encoder` of MiniLM: about 50.9 STS-B test Spearman before
+    A :func:`static_token_encoder` of MiniLM plus ``Normalize`` (unit vectors, as MiniLM's
+    own output, so Euclidean distances and SoftmaxLoss features have a fixed scale;
+    cosines are unchanged): about 50.9 STS-B test Spearman before
     training, and no attention layers, so an epoch over a few thousand pairs takes
     seconds on 2 cores. It starts untrained *for similarity* (unlike MiniLM itself), so a
     training objective has something to teach. Notebooks 04-07 train it.
     Production equivalent: ``sentence-transformers/static-retrieval-mrl-en-v1`` (a
     StaticEmbedding model trained the same way, with far more data).
     """
-    return static_token_encoder(MINILM)
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize
+
+    static = static_token_encoder(MINILM)
+    return SentenceTransformer(modules=[static[0], Normalize()], device="cpu")
 
 
 def training_start() -> tuple[object, str]:
