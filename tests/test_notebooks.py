@@ -115,9 +115,9 @@ def test_junit_per_notebook_sums_cells_and_counts_failures(tmp_path):
 
 
 # Strings that must not appear in committed outputs: frozen progress bars (a saved widget
-# keeps its first frame), the Trainer's HTML progress table, and figures that
-# embedlab.setup() flagged for missing axis labels.
-OUTPUT_SMELLS = (" 0%|", "<progress", "missing axis label")
+# keeps its first frame), the Trainer's HTML progress table, transformers' "LOAD REPORT"
+# tables, and figures that embedlab.setup() flagged for missing axis labels.
+OUTPUT_SMELLS = (" 0%|", "<progress", "LOAD REPORT", "missing axis label")
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.slug)
@@ -145,3 +145,15 @@ def test_clean_outputs_drops_progress_displays_and_bar_lines():
     nbtool._clean_outputs(nb)
     texts = [o.get("text") for o in nb.cells[0].outputs]
     assert texts == ["kept\n", "score 81.2\n"], texts
+
+
+def test_every_claim_row_carries_id_verdict_and_an_interval_that_backs_it():
+    rows = [row for _, row in nbtool.collected_claims()]
+    assert rows
+    for r in rows:
+        assert {"id", "verdict", "ci95"} <= set(r), r.get("claim")
+        if r["verdict"] == "direction holds":
+            low, high = r["ci95"]
+            assert low > 0 or high < 0, r["id"]
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)), "claim ids are unique across the course"
