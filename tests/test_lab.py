@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -77,11 +78,18 @@ def _status(port: int) -> dict | None:
         return None
 
 
-def test_make_lab_command_serves_jupyterlab_headless(tmp_path: Path) -> None:
-    if not (VENV / "bin" / "jupyter").exists():
-        pytest.skip(f"no jupyter in {VENV}")
+def _serve_and_stop(
+    cmd: list[str], home: Path, prefix: list[str] = (), extra_env: dict | None = None
+) -> str:
+    """Start ``cmd`` on a free port, poll /api/status until it answers, stop it by PID.
+
+    Returns the server's log. ``prefix`` runs it as another user (setpriv execs, so the
+    PID is the server's).
+    """
     port = free_port()
-    cmd = lab_command() + [
+    cmd = [
+        *prefix,
+        *cmd,
         f"--port={port}",
         "--ServerApp.port_retries=0",
         "--ServerApp.ip=127.0.0.1",
@@ -89,12 +97,13 @@ def test_make_lab_command_serves_jupyterlab_headless(tmp_path: Path) -> None:
     ]
     env = {
         **os.environ,
-        "HOME": str(tmp_path),  # runtime files and settings stay in the test's folder
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "HOME": str(home),  # runtime files and settings stay in the test's folder
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "BROWSER": "false",  # belt and braces: a browser could never open here
     }
     env.pop("DISPLAY", None)
-    log = tmp_path / "lab.log"
+    env.update(extra_env or {})
+    log = home / "lab.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -121,6 +130,36 @@ def test_make_lab_command_serves_jupyterlab_headless(tmp_path: Path) -> None:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
     assert proc.returncode is not None
+    return text
+
+
+def test_make_lab_command_serves_jupyterlab_headless(tmp_path: Path) -> None:
+    """As this user (root in CI: the case the issue reported)."""
+    if not (VENV / "bin" / "jupyter").exists():
+        pytest.skip(f"no jupyter in {VENV}")
+    _serve_and_stop(lab_command(), tmp_path)
+
+
+def test_make_lab_command_serves_jupyterlab_as_a_user() -> None:
+    """As an unprivileged user: the command `make lab` builds for a non-zero uid."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to switch to an unprivileged user")
+    as_user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    home = Path(tempfile.mkdtemp(prefix="embedlab-lab-"))  # pytest's tmp is root-only
+    try:
+        home.chmod(0o777)
+        path = f"{VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin"  # not root's PATH
+        probe = [*as_user, "env", f"HOME={home}", f"PATH={path}", "jupyter", "lab", "--version"]
+        if subprocess.run(probe, cwd=ROOT, capture_output=True).returncode != 0:
+            # e.g. the venv's interpreter lives under /root (mode 700, pyenv)
+            pytest.skip(f"uid 65534 cannot run {VENV / 'bin' / 'jupyter'} here")
+        text = _serve_and_stop(
+            lab_command(LAB_UID="65534"), home, prefix=as_user, extra_env={"PATH": path}
+        )
+        assert "--allow-root" not in text
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_jupyter_as_root_without_allow_root_is_refused(tmp_path: Path) -> None:
