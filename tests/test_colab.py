@@ -300,3 +300,23 @@ def test_colab_simulation_installs_detects_restart_then_runs_notebook_01(
         f"colab sim: base venv {t_base:.0f} s, install + restart check {t_install:.0f} s, "
         f"notebook 01 cells {t_run:.0f} s"
     )
+
+
+def test_stamp_moves_badge_and_bootstrap_to_a_fork(tmp_path: Path, monkeypatch) -> None:
+    """A fork sets REPO_URL/REPO_REF and runs `stamp`: badge and install URL follow, outputs stay."""
+    slug = "01_embeddings_and_similarity"
+    shutil.copy(ROOT / "notebooks" / f"{slug}.ipynb", tmp_path / f"{slug}.ipynb")
+    before = nbformat.read(tmp_path / f"{slug}.ipynb", as_version=4)
+    fork = "https://github.com/someone/embedlab-fork"
+    monkeypatch.setattr(nbtool, "NB_DIR", tmp_path)
+    monkeypatch.setattr(nbtool, "REPO_URL", fork)
+    monkeypatch.setattr(nbtool, "REPO_REF", "v9.9")
+    monkeypatch.setattr(nbtool, "BOOTSTRAP", nbtool.bootstrap_cell(fork, "v9.9"))
+    entry = next(e for e in nbtool.COURSE if e.slug == slug)
+    nbtool.stamp(entry)
+    after = nbformat.read(tmp_path / f"{slug}.ipynb", as_version=4)
+    assert f"embedlab @ git+{fork}@v9.9" in after.cells[2].source
+    assert f"github/someone/embedlab-fork/blob/v9.9/notebooks/{slug}.ipynb" in after.cells[0].source
+    assert after.cells[2].outputs == before.cells[2].outputs
+    assert [c.source for c in after.cells[3:]] == [c.source for c in before.cells[3:]]
+    assert [d for d in nbtool.differences() if d.startswith(slug)] == []  # matches the fork
