@@ -27,7 +27,7 @@ from packaging.version import InvalidVersion, Version
 from embedlab import config
 
 VERSIONS = ("torch", "transformers", "sentence-transformers")
-LOW_MEMORY_GIB = 4.0
+LOW_MEMORY_GIB = 4.0  # a rule of thumb for the training notebooks, not a measured peak
 # A source checkout: src/embedlab/doctor.py -> the repository root holds constraints.txt.
 CONSTRAINTS = Path(__file__).resolve().parents[2] / "constraints.txt"
 
@@ -290,7 +290,7 @@ def check_memory(r: Report, meminfo: Path = Path("/proc/meminfo")) -> None:
     r.add("memory", f"{avail:.1f} GiB available of {total:.1f} GiB")
     if avail < LOW_MEMORY_GIB:
         r.problem(
-            f"only {avail:.1f} GiB of memory available (notebooks 05 and 08 need about {LOW_MEMORY_GIB:.0f})",
+            f"only {avail:.1f} GiB of memory available (under {LOW_MEMORY_GIB:.0f} GiB, training cells may be killed)",
             "close other kernels (Kernel > Shut Down All Kernels) and use EMBEDLAB_PROFILE=fast",
         )
 
