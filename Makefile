@@ -4,21 +4,37 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.embedlab-installed
 
-.PHONY: install lab test unit nbval offline notebooks readme lint format clean
+.PHONY: install lab lab-command doctor test unit nbval offline notebooks readme lint format clean
 
-# Creates the virtual environment and installs the package with its pins (pyproject.toml).
-$(STAMP): pyproject.toml
+# Creates the virtual environment and installs the package: pyproject.toml holds the
+# ranges (what Colab and other installs need), constraints.txt the exact versions used here.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (embedlab)" >/dev/null
 	touch $@
 
 install: $(STAMP)
 
+# JupyterLab as root needs --allow-root; with no display (SSH, container, CI) no browser is
+# opened: the server prints its URL either way. tests/test_lab.py runs `make lab-command`.
+LAB_UID  ?= $(shell id -u)
+LAB_ARGS ?= $(if $(filter 0,$(LAB_UID)),--allow-root) \
+	$(if $(DISPLAY)$(WAYLAND_DISPLAY)$(filter Darwin,$(shell uname -s)),,--no-browser)
+LAB_CMD  := $(VENV)/bin/jupyter lab $(strip $(LAB_ARGS)) notebooks/
+
 ## Set up (first run only) and open JupyterLab on the notebooks.
 lab: install
-	$(VENV)/bin/jupyter lab notebooks/
+	$(LAB_CMD)
+
+# The command line `make lab` runs, for tests.
+lab-command:
+	@echo $(LAB_CMD)
+
+## What is set up and what is missing (profile, offline mirror, data, caches, versions).
+doctor: install
+	$(PY) -m embedlab doctor
 
 ## Every test: lint, unit tests, then every notebook under nbval.
 test: lint unit nbval
