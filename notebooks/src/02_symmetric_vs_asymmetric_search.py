@@ -9,9 +9,12 @@
 # - that `sentence_transformers.util.semantic_search` and a hand-written exact search
 #   return the same top-k;
 # - how BM25, two dense models and their reciprocal-rank fusion score on SciFact
-#   (nDCG@10, Recall@100, MRR@10), next to the published MTEB and BM25 figures.
+#   (nDCG@10, Recall@100, MRR@10), next to the published MTEB and BM25 figures;
+# - why two models must be compared at the same token budget, and what truncation costs:
+#   chunking long documents into windows and scoring each by its best window (max-sim).
 
 # %%
+import random
 import time
 
 import matplotlib.pyplot as plt
@@ -22,8 +25,9 @@ from sentence_transformers.util import paraphrase_mining_embeddings, semantic_se
 
 import embedlab
 from embedlab.cache import encode
+from embedlab.chunking import chunk_corpus, max_sim
 from embedlab.data import load_scifact, load_stsb
-from embedlab.evaluate import retrieval_per_query, retrieval_scores
+from embedlab.evaluate import delta_mean, retrieval_per_query, retrieval_scores
 from embedlab.models import E5_SMALL, MINILM, load_model
 from embedlab.offline import weights_note
 from embedlab.plots import bar_scores
@@ -35,6 +39,7 @@ from embedlab.search import (
     mine_pairs,
     rrf,
     same_topk,
+    to_run,
 )
 
 PROFILE = embedlab.profile()
@@ -71,9 +76,14 @@ print(sf.subset_note)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-minilm = load_model(MINILM)
-E5_MAX_LEN = 128 if PROFILE.name == "fast" else None  # fast: see section 3 for why
-e5 = load_model(E5_SMALL, max_seq_length=E5_MAX_LEN)
+FAST_LEN = 128 if PROFILE.name == "fast" else None  # fast: see section 3 for why
+minilm = load_model(MINILM, max_seq_length=FAST_LEN)
+e5 = load_model(E5_SMALL, max_seq_length=FAST_LEN)
+SAME_LEN = 128  # the common token budget of section 8, in both profiles
+minilm_same, e5_same = (
+    m if m.max_seq_length == SAME_LEN else load_model(mid, max_seq_length=SAME_LEN)
+    for m, mid in ((minilm, MINILM), (e5, E5_SMALL))
+)
 
 
 def n_tokens(tokenizer, texts: list[str]) -> np.ndarray:
@@ -100,12 +110,13 @@ print(
     .to_string()
 )
 e5_doc_len = n_tokens(e5.tokenizer, [e5.prompts["passage"] + d for d in docs])
-print(
-    f"abstracts longer than MiniLM's limit ({minilm.max_seq_length} tokens): "
-    f"{(lengths['SciFact abstracts'] > minilm.max_seq_length).mean():.1%}; "
-    f"longer than E5's limit here ({e5.max_seq_length} tokens, E5 tokenizer): "
-    f"{(e5_doc_len > e5.max_seq_length).mean():.1%}"
-)
+for name, n, limit in (
+    ("MiniLM (its native limit)", lengths["SciFact abstracts"], 256),
+    ("MiniLM", lengths["SciFact abstracts"], SAME_LEN),
+    ("E5 (with 'passage: ')", e5_doc_len, SAME_LEN),
+    ("E5 (with 'passage: ', its published setting)", e5_doc_len, 512),
+):
+    print(f"abstracts cut by {name} at {limit} tokens: {(n > limit).mean():.1%}")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -205,7 +216,7 @@ assert mining["STS-B pairs with gold >= 4.8 that were mined"] > 0.9
 # | retriever | what it is | how queries and passages are encoded |
 # |---|---|---|
 # | BM25 (`bm25s`, via `embedlab.search.BM25`) | lexical: term frequency x inverse document frequency, length-normalised | tokens: lowercased, English stop words removed, Snowball-stemmed |
-# | all-MiniLM-L6-v2 | 6-layer encoder trained on ~1B mostly *symmetric* pairs (and some question-answer pairs) | both sides the same way, **no prefix** |
+# | all-MiniLM-L6-v2 | 6-layer encoder trained on ~1.17B pairs from 30+ sources; the largest are Reddit comment-reply pairs (~62%), S2ORC citation and title-abstract pairs (~18%), WikiAnswers duplicates and question-answer sets (PAQ, Stack Exchange, MS MARCO, ...): much of it *asymmetric*, including scientific title -> abstract | both sides the same way, **no prefix** |
 # | multilingual-e5-small | 12-layer encoder trained for retrieval with marked roles | `query: ` before the claim, `passage: ` before the abstract: its configured prompts, selected with `prompt_name` |
 #
 # The prompts are part of the model's configuration; printing them shows what
@@ -226,9 +237,11 @@ assert e5.prompts["query"] == "query: " and e5.prompts["passage"] == "passage: "
 # abstracts more slowly than MiniLM (6 layers), and encoding the fast-profile corpus with
 # both at 256 tokens does not fit the notebook's 3-minute budget. In the **fast** profile,
 # E5 therefore reads only the first **128 tokens** of each abstract (the line above prints
-# the setting). That is a handicap for E5: most abstracts are cut much shorter than
-# MiniLM's 256 (section 1 printed the fractions). In the **full** profile E5 reads up to
-# its published 512 tokens.
+# the setting), and so does MiniLM, whose native limit is 256: comparing E5 at 128 with
+# MiniLM at 256 would compare token budgets as much as models (section 1 printed how many
+# abstracts each length cuts). In the **full** profile each model reads its published
+# length (MiniLM 256, E5 512), and section 8 adds both at 128 tokens for the same-budget
+# comparison; in both profiles section 8 measures what the cut costs each model.
 #
 # Encoding goes through `embedlab.cache.encode`, so re-running a cell costs nothing:
 
@@ -254,6 +267,17 @@ emb = {
         timed_encode("E5 abstracts", e5, docs, prompt_name="passage"),
     ),
 }
+for name, model, base, prompts in (
+    ("MiniLM", minilm_same, minilm, (None, None)),
+    ("E5", e5_same, e5, ("query", "passage")),
+):
+    if model is base:  # fast profile: the main run already reads SAME_LEN tokens
+        emb[f"{name}@same"] = emb[name]
+    else:  # full profile: the same model again, cut to the common budget
+        emb[f"{name}@same"] = (
+            timed_encode(f"{name}@{SAME_LEN} claims", model, queries, prompt_name=prompts[0]),
+            timed_encode(f"{name}@{SAME_LEN} abstracts", model, docs, prompt_name=prompts[1]),
+        )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -270,7 +294,8 @@ print({k: f"{v:.1f} s" for k, v in timings.items()})
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for name, (q_emb, d_emb) in emb.items():
+for name in ("MiniLM", "E5"):
+    q_emb, d_emb = emb[name]
     ours = exact_topk(q_emb, d_emb, k=100, chunk_size=500)
     theirs = hits_to_tensors(
         semantic_search(torch.from_numpy(q_emb), torch.from_numpy(d_emb), top_k=100)
@@ -374,11 +399,9 @@ for fused, inputs in (
 # the published figures are drawn as ticks only in the full profile.
 #
 # Now the checks. all-MiniLM-L6-v2 must reproduce MTEB: **64.51** nDCG@10 on the full
-# corpus; on the fast subset the same model, data and code give **77.71** (measured for
-# the course, identically whether the subset is encoded on its own or cut out of the
-# full-corpus embeddings; higher because of the subset, not because of the model). The
-# tolerance on the subset figure, 0.3, allows a couple of near-tied claims to swap ranks
-# on other hardware.
+# corpus at its native 256 tokens (full profile). The fast profile reads 128 tokens of a
+# smaller corpus, a different setting with no published figure, so there we only check
+# that dense retrieval works at all and that fusion helps.
 
 # %%
 ndcg = table["ndcg@10"]
@@ -388,9 +411,7 @@ if FULL_CORPUS:
         f"MiniLM should reproduce MTEB's 64.51, got {minilm_ndcg:.2f}"
     )
 else:
-    assert abs(minilm_ndcg - 77.71) < 0.3, (
-        f"MiniLM on the subset should give 77.71, got {minilm_ndcg:.2f}"
-    )
+    assert minilm_ndcg > 60, f"MiniLM on the subset should retrieve well, got {minilm_ndcg:.2f}"
 assert ndcg["RRF(BM25, MiniLM)"] > max(ndcg["BM25 (bm25s, stemmed)"], ndcg["all-MiniLM-L6-v2"])
 assert (table["recall@100"] >= table["ndcg@10"]).all()
 bm25_range = (66.5, 67.9)  # published BM25 on SciFact (BEIR paper; Pyserini)
@@ -428,17 +449,199 @@ print(f"E5 MRR@10  with 'query: ' {with_prefix['mrr@10']:.2f}, without {bare['mr
 #   by the amount printed above, the same order as the spread between published BM25
 #   implementations (66.5 to 67.9): tokenizer and parameters, not the BM25 formula, explain
 #   most of that spread.
-# - all-MiniLM-L6-v2 was trained mostly on symmetric pairs, and it reads only the first
-#   256 tokens of an abstract. On SciFact it does not beat BM25: compare the rows above,
-#   and the published full-corpus figures (MiniLM 64.51, BM25 66.5 to 67.9).
-# - In the fast profile E5 sees only 128 tokens per abstract, so its row understates the
-#   model; in the full profile it reads 512.
+# - all-MiniLM-L6-v2 was trained on a mix in which scientific title -> abstract and
+#   citation pairs are a large share, yet it reads only the first 256 tokens of an
+#   abstract. On the full corpus it does not beat BM25 (published: MiniLM 64.51, BM25 66.5
+#   to 67.9); the subset rows above are inflated and say little about that.
+# - In the fast profile both dense models see only 128 tokens per abstract, so their rows
+#   understate both; section 8 compares them with an interval and measures what reading
+#   the rest of the abstract is worth.
 # - Fusion is the cheapest improvement available when the runs are comparable: two runs
 #   you already have, merged by rank.
 #
+# ## 8. The same token budget, and what truncation costs
+#
+# A fair comparison of two models gives them the same input. Here both read the first
+# `SAME_LEN` tokens of each abstract (E5's count includes its `passage: ` prefix), on the
+# same claims and corpus; the difference is E5 minus MiniLM per claim, with a paired
+# bootstrap 95% interval over the claims. The same machinery tells us what cutting MiniLM
+# from its native 256 tokens to 128 costs it.
+
+
+# %%
+def per_claim_ndcg(run, qrels=sf.qrels) -> np.ndarray:
+    """(Q,) nDCG@10 of every claim in the qrels, in a fixed (sorted) order."""
+    per_q = retrieval_per_query(run, qrels, k=10)
+    return np.array([per_q[q]["ndcg@10"] for q in sorted(qrels)])
+
+
+same = {
+    m: per_claim_ndcg(dense_search(*emb[f"{m}@same"], qids, dids, k=100)) for m in ("MiniLM", "E5")
+}
+e5_vs_minilm = delta_mean(same["MiniLM"], same["E5"])
+
+
+def show(label: str, d) -> None:
+    """One paired difference, its interval and what the interval allows us to say."""
+    verdict = "excludes 0" if d.low > 0 or d.high < 0 else "includes 0: no difference shown"
+    print(f"{label}: {d.delta:+.2f} nDCG@10, 95% CI [{d.low:+.2f}, {d.high:+.2f}] ({verdict})")
+
+
+print(
+    f"both at {SAME_LEN} tokens, {len(same['E5'])} claims, {len(docs):,} abstracts: "
+    f"MiniLM {100 * same['MiniLM'].mean():.2f}, E5 {100 * same['E5'].mean():.2f}"
+)
+show("E5 minus MiniLM, same budget", e5_vs_minilm)
+if e5_vs_minilm.high < 0:
+    print(f"-> E5-small is behind MiniLM{weights_note(E5_SMALL)}: the opposite of MTEB's order")
+elif e5_vs_minilm.low > 0:
+    print("-> E5-small is ahead of MiniLM, the order of MTEB's figures")
+else:
+    print("-> neither model is shown to be ahead at this budget on these claims")
+for m, model in (("MiniLM", minilm), ("E5", e5)):
+    if model.max_seq_length != SAME_LEN:  # full profile: what the cut costs
+        native = per_claim_ndcg(dense_search(*emb[m], qids, dids, k=100))
+        show(
+            f"{m} at {SAME_LEN} minus at {model.max_seq_length} tokens", delta_mean(native, same[m])
+        )
+
+# %% [markdown]
+# At an equal budget, the interval says whether either model is ahead on these claims,
+# and the line after it compares that with MTEB's order (E5-small ahead on the full
+# corpus, 67.59 vs 64.51, each at its own length). Where the two disagree, two
+# differences from MTEB's setting are on the table: the offline E5 is a dequantized
+# 4-bit build (the header line marks it), and 128 tokens cut E5's abstracts more than
+# MiniLM's (its tokenizer splits English into more pieces, and its prefix uses some).
+# In the full profile the lines after it give what the cut to 128 tokens costs each model.
+#
+# ### Long documents: chunk, then score by the best window
+#
+# Truncation throws away everything after the window. The standard answer in asymmetric
+# search is **chunking**: split each abstract into windows that fit (`SAME_LEN` tokens
+# including special tokens and the prefix), consecutive windows sharing `OVERLAP` tokens
+# so that a sentence cut at one edge is whole in the next window; embed every window; and
+# score an abstract by its best window for the claim (**max-sim**). `embedlab.chunking`
+# cuts windows on the model's own token boundaries (`token_windows`) and aggregates
+# (`max_sim`).
+#
+# The first window of every abstract is what truncation reads (up to how the tokenizer
+# joins a prefix to the text), so its embedding is the truncated one we already have:
+# only the later windows are new work. Even so, E5 on
+# every window of the whole corpus does not fit the fast profile's 3-minute budget on two
+# cores, so there the comparison runs on a seeded **sample**: 100 claims, every abstract
+# relevant to them, and seeded distractors (sizes printed below). Truncated and chunked
+# scores use the same claims and abstracts, so their difference is paired; the full
+# profile uses every claim and the whole corpus.
+
+# %%
+OVERLAP = 16  # tokens shared by consecutive windows
+FAST = PROFILE.name == "fast"
+CHUNK_CLAIMS, CHUNK_DOCS = (100, 200) if FAST else (None, None)  # None: all of them
+rng = random.Random(0)
+sub_q = sorted(
+    range(len(qids)) if CHUNK_CLAIMS is None else rng.sample(range(len(qids)), CHUNK_CLAIMS)
+)
+sub_qids = [qids[i] for i in sub_q]
+sub_qrels = {q: sf.qrels[q] for q in sub_qids}
+relevant = {d for rels in sub_qrels.values() for d in rels}
+if CHUNK_DOCS is None:
+    sub = list(range(len(dids)))
+else:
+    others = [i for i, d in enumerate(dids) if d not in relevant]
+    picked = rng.sample(others, CHUNK_DOCS - len(relevant))
+    sub = sorted([i for i, d in enumerate(dids) if d in relevant] + picked)
+sub_dids, sub_docs = [dids[i] for i in sub], [docs[i] for i in sub]
+
+
+def truncated_vs_chunked(model, q_emb, trunc_emb, prompt_name=None) -> dict:
+    """Per-claim nDCG@10 with each abstract truncated vs chunked (max-sim), on the sample."""
+    prefix = model.prompts.get(prompt_name, "") if prompt_name else ""
+    n_prefix = len(model.tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else 0
+    window = model.max_seq_length - 2 - n_prefix  # 2 special tokens: [CLS]/<s>, [SEP]/</s>
+    chunks, owner, pos = chunk_corpus(sub_docs, model.tokenizer, window, OVERLAP)
+    win = np.empty((len(chunks), trunc_emb.shape[1]), dtype=np.float32)  # (C, D)
+    win[pos == 0] = trunc_emb[sub]  # the first window is what truncation read
+    win[pos > 0] = encode(
+        model, [c for c, p in zip(chunks, pos, strict=True) if p > 0], prompt_name=prompt_name
+    )
+    q = q_emb[sub_q]  # (Q_sub, D)
+    scores = torch.from_numpy(max_sim(q @ win.T, owner, len(sub)))  # (Q_sub, N_sub)
+    top = scores.topk(min(100, len(sub)), dim=1)
+    chunked = to_run(top.values.double().numpy(), top.indices.numpy(), sub_qids, sub_dids)
+    truncated = dense_search(q, trunc_emb[sub], sub_qids, sub_dids, k=100)
+    return {
+        "truncated": per_claim_ndcg(truncated, sub_qrels),
+        "chunked": per_claim_ndcg(chunked, sub_qrels),
+        "windows": len(chunks),
+    }
+
+
+start = time.perf_counter()
+long_docs = {
+    "MiniLM": truncated_vs_chunked(minilm_same, *emb["MiniLM@same"]),
+    "E5": truncated_vs_chunked(e5_same, *emb["E5@same"], prompt_name="passage"),
+}
+timings["chunked windows, both models"] = time.perf_counter() - start
+chunk_gain = {m: delta_mean(r["truncated"], r["chunked"]) for m, r in long_docs.items()}
+
+# %%
+print(
+    f"{len(sub_qids)} claims, {len(sub):,} abstracts ({len(relevant)} relevant to them); "
+    f"windows of <= {SAME_LEN} tokens, overlap {OVERLAP}"
+)
+chunk_table = pd.DataFrame(
+    {
+        m: {
+            "windows": r["windows"],
+            "windows per abstract": r["windows"] / len(sub),
+            "nDCG@10 truncated": 100 * r["truncated"].mean(),
+            "nDCG@10 chunked (max-sim)": 100 * r["chunked"].mean(),
+        }
+        for m, r in long_docs.items()
+    }
+).T
+print(chunk_table.round(2).to_string())
+for m, d in chunk_gain.items():
+    show(f"{m}: chunked minus truncated", d)
+show(
+    "chunked: E5 minus MiniLM",
+    delta_mean(long_docs["MiniLM"]["chunked"], long_docs["E5"]["chunked"]),
+)
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.6))
+xs = np.arange(len(long_docs))
+for j, (col, color) in enumerate((("truncated", "tab:grey"), ("chunked", "tab:blue"))):
+    vals = [100 * long_docs[m][col].mean() for m in long_docs]
+    ax.bar(xs + (j - 0.5) * 0.38, vals, 0.38, color=color, label=col)
+for i, m in enumerate(long_docs):
+    d = chunk_gain[m]
+    ax.annotate(
+        f"{d.delta:+.1f} [{d.low:+.1f}, {d.high:+.1f}]",
+        (i, 100 * long_docs[m]["chunked"].mean()),
+        ha="center",
+        xytext=(0, 6),
+        textcoords="offset points",
+        fontsize=8,
+    )
+ax.set_xticks(xs, [f"{m} @ {SAME_LEN} tokens" for m in long_docs])
+ax.set_xlabel("model (chunked minus truncated, 95% CI, above the bars)")
+ax.set_ylabel("SciFact nDCG@10 x 100 (sample)")
+ax.set_ylim(0, 105)
+ax.legend(loc="lower right")
+ax.set_title("Truncate or chunk? Same claims, same abstracts")
+fig.tight_layout()
+
+# %% [markdown]
+# The table and chart say, per model, how much of the abstract beyond the first window
+# was worth reading, with the interval deciding whether the gain is shown at all on these
+# claims. Chunking costs index size and encoding time (the number of windows above, about
+# that many times the vectors), so it pays only where relevant evidence sits past the
+# window: SciFact's claims are often supported by a result stated late in an abstract.
+#
 # **Try it**
 # 1. Fuse all three runs, `rrf([bm25, minilm, e5])`. Does a third run still help?
-# 2. Change the RRF constant from 60 to 1 and to 1,000. Which claims move, and why does a small constant make fusion behave like "take the best rank"?
+# 2. Set `OVERLAP = 0`, then 64, and re-run section 8. How do the number of windows and the chunking gain move?
 # 3. Encode the abstracts *with* E5's `query: ` prompt instead of `passage: ` (symmetric use of an asymmetric model). What happens to nDCG@10?
 
 # %% [markdown]
@@ -452,7 +655,12 @@ print(f"E5 MRR@10  with 'query: ' {with_prefix['mrr@10']:.2f}, without {bare['mr
 corpus_name = "full" if FULL_CORPUS else f"subset ({len(docs):,})"
 summary = pd.DataFrame(
     [
-        ("all-MiniLM-L6-v2", corpus_name, minilm_ndcg, "64.51 (MTEB, full corpus)"),
+        (
+            f"all-MiniLM-L6-v2, max {minilm.max_seq_length} tokens",
+            corpus_name,
+            minilm_ndcg,
+            "64.51 (MTEB, full corpus, 256 tokens)",
+        ),
         (
             f"multilingual-e5-small, max {e5.max_seq_length} tokens{weights_note(E5_SMALL)}",
             corpus_name,
@@ -464,6 +672,17 @@ summary = pd.DataFrame(
         ("BM25 (bm25s, no stemming)", "full", bm25_nostem, "66.5-67.9 (BEIR paper; Pyserini)"),
         ("RRF(BM25, MiniLM)", corpus_name, ndcg["RRF(BM25, MiniLM)"], ""),
         ("RRF(BM25, E5)", corpus_name, ndcg["RRF(BM25, E5)"], ""),
+        (f"all-MiniLM-L6-v2, max {SAME_LEN} tokens", corpus_name, 100 * same["MiniLM"].mean(), ""),
+        (f"multilingual-e5-small, max {SAME_LEN} tokens", corpus_name, 100 * same["E5"].mean(), ""),
+    ]
+    + [
+        (
+            f"{m}, {SAME_LEN}-token windows, max-sim",
+            f"sample ({len(sub_qids)} claims, {len(sub):,})",
+            100 * r["chunked"].mean(),
+            "",
+        )
+        for m, r in long_docs.items()
     ],
     columns=["retriever", "corpus", "nDCG@10 measured", "published"],
 )
@@ -471,31 +690,57 @@ summary["nDCG@10 measured"] = summary["nDCG@10 measured"].round(2)
 with pd.option_context("display.width", 200, "display.max_colwidth", 80):
     print(summary.to_string(index=False))
 setting = "full corpus" if FULL_CORPUS else f"SciFact subset, {len(docs):,} abstracts"
+sub_setting = f"{len(sub_qids)} claims, {len(sub):,} abstracts" + (" (sample)" if FAST else "")
+better_input = max(("BM25 (bm25s, stemmed)", "all-MiniLM-L6-v2"), key=lambda n: ndcg[n])
+rrf_gain = delta_mean(per_claim_ndcg(runs[better_input]), per_claim_ndcg(runs["RRF(BM25, MiniLM)"]))
+bm25_lo, bm25_hi = bm25_range
 embedlab.report_claims(
     "02",
     [
-        {
-            "claim": "all-MiniLM-L6-v2, SciFact nDCG@10",
-            "source": "MTEB",
-            "published": 64.51,
-            "measured": minilm_ndcg,
-            "setting": setting,
-        },
-        {
-            "claim": "BM25 (bm25s, stemmed), SciFact nDCG@10",
-            "source": "BEIR paper (Anserini BM25)",
-            "published": 66.5,
-            "measured": bm25_stem,
-            "setting": "full corpus",
-        },
-        {
-            "claim": "RRF(BM25, MiniLM) minus the better input, SciFact nDCG@10",
-            "source": "hybrid search (RRF)",
-            "published": None,
-            "measured": ndcg["RRF(BM25, MiniLM)"]
-            - max(ndcg["BM25 (bm25s, stemmed)"], ndcg["all-MiniLM-L6-v2"]),
-            "setting": setting,
-        },
+        embedlab.claim(
+            "minilm-scifact",
+            "all-MiniLM-L6-v2, SciFact nDCG@10",
+            "MTEB",
+            minilm_ndcg,
+            setting,
+            ("reproduced" if abs(minilm_ndcg - 64.51) < 0.05 else "not reproduced")
+            if FULL_CORPUS
+            else "not comparable",
+            published=64.51,
+        ),
+        embedlab.claim(
+            "bm25-scifact-full",
+            "BM25 (bm25s, stemmed), SciFact nDCG@10",
+            "BEIR paper (Anserini BM25); published implementations span 66.5-67.9",
+            bm25_stem,
+            "full corpus",
+            "reproduced" if bm25_lo - 0.05 <= bm25_stem <= bm25_hi + 0.05 else "not reproduced",
+            published=66.5,
+        ),
+        embedlab.comparison(
+            "rrf-minus-better-input",
+            f"SciFact nDCG@10, RRF(BM25, MiniLM) minus the better input ({better_input})",
+            "hybrid search (RRF, Cormack et al. 2009)",
+            rrf_gain,
+            setting,
+        ),
+        embedlab.comparison(
+            "e5-minus-minilm-same-length",
+            f"SciFact nDCG@10, multilingual-e5-small minus all-MiniLM-L6-v2, both at {SAME_LEN} tokens",
+            "MTEB: E5-small 67.59 vs MiniLM 64.51 (each at its own length)",
+            e5_vs_minilm,
+            setting,
+        ),
+    ]
+    + [
+        embedlab.comparison(
+            f"chunking-gain-{m.lower()}",
+            f"SciFact nDCG@10, {m}: {SAME_LEN}-token windows with max-sim minus truncation to {SAME_LEN}",
+            "chunking for long documents (max-sim / MaxP, Dai & Callan 2019)",
+            chunk_gain[m],
+            sub_setting + f", overlap {OVERLAP}",
+        )
+        for m in ("MiniLM", "E5")
     ],
 )
 if FULL_CORPUS:
@@ -523,6 +768,10 @@ if FULL_CORPUS:
 #   stemming on/off rows show.
 # - Reciprocal-rank fusion of BM25 and MiniLM beats both of its inputs (asserted); with
 #   the truncated, weaker E5 run the gain is smaller or negative (printed in section 7).
+# - Compare models at the same token budget: the main table gave MiniLM twice E5's tokens
+#   in the fast profile; section 8 compares them at 128 each, with a paired interval.
+# - Long documents: chunking into windows and scoring by the best window reads the whole
+#   abstract at the cost of more vectors; the claims above give its gain for each model.
 #
 # ## Exercises
 #

@@ -13,12 +13,12 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from datasets import Dataset
-from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
 import embedlab
 from embedlab.benchmark import (
     TASKS,
+    _genre,
+    _sample,
     as_encoder,
     paired_bootstrap,
     retrieval_run,
@@ -26,11 +26,15 @@ from embedlab.benchmark import (
     tfidf_encoder,
 )
 from embedlab.config import is_offline
-from embedlab.data import load_scifact, load_stsb
-from embedlab.evaluate import benchmark, retrieval_per_query
+from embedlab.data import load_stsb
+from embedlab.evaluate import (
+    benchmark,
+    delta_mean,
+    pair_cosine,
+    retrieval_per_query,
+    spearman,
+)
 from embedlab.models import E5_SMALL, MINILM, SMOLLM, load_model, raw_lm_encoder
-from embedlab.train import finetuned, make_loss, scaled_steps, to_regression
-from embedlab.train import train as train_model
 
 full = embedlab.profile().name == "full"
 scifact = scifact_for_benchmark(TASKS["SciFact"].fast_rows)
@@ -75,40 +79,15 @@ print(scifact.sizes, "|", scifact.subset_note or "full corpus")
 #   SciFact abstracts (no labels);
 # - **SmolLM2-135M, mean-pooled**: a language model never trained for similarity;
 # - **all-MiniLM-L6-v2** and **multilingual-e5-small** (with its `query: `/`passage: `
-#   prompts; `query: ` on both sides of symmetric tasks);
-# - two **fine-tuned** MiniLMs, recipes from earlier notebooks: the regression objective
-#   on STS-B train (notebook 05) and in-batch-negatives InfoNCE on SciFact train claims
-#   with their cited abstracts (notebook 06). `embedlab.train.finetuned` loads them from
-#   the model cache, or retrains them (the profile's step budget) when it is missing.
+#   prompts; `query: ` on both sides of symmetric tasks).
+#
+# The fine-tuned MiniLMs of notebooks 05 and 06 are not on this board: the step budget a
+# 2-core CPU affords here (a dozen steps) leaves them within noise of their base model,
+# so their rows would only repeat MiniLM's. Those notebooks measure what fine-tuning buys,
+# with intervals.
 
 # %%
 train = load_stsb("train")
-
-
-def minilm_stsb_regression(steps: int):
-    """Notebook 05's recipe: cos(u, v) regressed on STS-B train scores / 5 (MSE)."""
-    model = load_model(MINILM)
-    train_model(model, to_regression(train), make_loss("regression", model), steps, progress=False)
-    return model
-
-
-def minilm_scifact_infonce(steps: int):
-    """Notebook 06's recipe: (claim, cited abstract) pairs, in-batch negatives, tau = 0.05."""
-    model = load_model(MINILM, max_seq_length=128)
-    sf = load_scifact("train", corpus="full")
-    pairs = [
-        (sf.queries[q], f"{sf.corpus[d]['title']} {sf.corpus[d]['text']}")
-        for q in sf.query_ids
-        for d in sorted(sf.qrels[q])
-    ]
-    ds = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
-    loss = MultipleNegativesRankingLoss(model, scale=20.0)
-    train_model(model, ds, loss, steps, batch_size=16, progress=False)
-    model.max_seq_length = 256  # trained on 128 tokens; evaluated like the base model
-    return model
-
-
-steps_05, steps_06 = scaled_steps(1000, cpu_cap=15), scaled_steps(500, cpu_cap=12)
 models = {
     "TF-IDF": tfidf_encoder(
         list(train["sentence1"]) + list(train["sentence2"]) + scifact.doc_texts
@@ -116,12 +95,6 @@ models = {
     "SmolLM2-135M (mean)": raw_lm_encoder(SMOLLM, pooling="mean"),
     "all-MiniLM-L6-v2": load_model(MINILM),
     "multilingual-e5-small": load_model(E5_SMALL),
-    "MiniLM + STS-B regression (05)": finetuned(
-        f"minilm-stsb-regression-{steps_05}", lambda: minilm_stsb_regression(steps_05)
-    ),
-    "MiniLM + SciFact InfoNCE (06)": finetuned(
-        f"minilm-scifact-infonce-{steps_06}", lambda: minilm_scifact_infonce(steps_06)
-    ),
 }
 print({name: getattr(m, "max_seq_length", "-") for name, m in models.items()})
 
@@ -146,6 +119,8 @@ for (i, j), v in np.ndenumerate(board.values):
     ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="white" if v < 60 else "black")
 fig.colorbar(im, ax=ax, label="score x 100")
 ax.set_title("Leaderboard (rows: models, columns: tasks)")
+ax.set_xlabel("task")
+ax.set_ylabel("model")
 fig.tight_layout()
 
 # %% [markdown]
@@ -161,11 +136,86 @@ assert board.loc["all-MiniLM-L6-v2", "STS-B"] > board.loc["TF-IDF", "STS-B"]
 assert best.nunique() >= 2, "expected different winners in different families"
 
 # %% [markdown]
+# ### Why does MiniLM cluster so badly?
+#
+# The clustering column has the widest spread on the board. Its labels are STS-B's
+# **genres** (image captions, news headlines, forum posts), not topics: a clustering that
+# groups sentences by *subject* scores low against them, however sensible it is. Three
+# measurements on the same sentences separate "the model does not know the genre" from
+# "genre is not what organises its geometry at large":
+#
+# - **classification** (the column left of it): a linear probe reads the genre off the
+#   frozen embedding; if it scores high, the information is present;
+# - **nearest neighbour's genre**: how often a sentence's closest other sentence has the
+#   same genre, a *local* property;
+# - **share of variance explained by genre**: the spread of the genre means around the
+#   overall mean, divided by the total spread, a *global* property. k-means with three
+#   clusters cuts along the largest spreads, so this is the number it follows.
+
+# %%
+genre_set = load_stsb("test")
+genre_set = genre_set.select(_sample(len(genre_set), TASKS["STS-B-genre-clusters"].fast_rows))
+genre_texts = list(genre_set["sentence1"])
+genres = np.array([_genre(g) for g in genre_set["genre"]])
+
+
+def genre_geometry(name: str) -> dict[str, float]:
+    """Nearest-neighbour genre agreement and genre's share of the variance, in %."""
+    x = as_encoder(models[name])(genre_texts, "symmetric")  # (n, D), cached
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = x @ x.T
+    np.fill_diagonal(sim, -np.inf)
+    centred = x - x.mean(axis=0)
+    between = sum(
+        (genres == g).sum() * np.sum(centred[genres == g].mean(axis=0) ** 2)
+        for g in np.unique(genres)
+    )
+    return {
+        "nearest neighbour same genre (%)": 100
+        * float((genres[sim.argmax(axis=1)] == genres).mean()),
+        "variance explained by genre (%)": 100 * float(between / np.sum(centred**2)),
+    }
+
+
+pair = ["all-MiniLM-L6-v2", "multilingual-e5-small"]
+genre_view = pd.concat(
+    [
+        board.loc[pair, ["STS-B-genre", "STS-B-genre-clusters"]].rename(
+            columns={"STS-B-genre": "classification acc.", "STS-B-genre-clusters": "clustering V"}
+        ),
+        pd.DataFrame({n: genre_geometry(n) for n in pair}).T,
+    ],
+    axis=1,
+)
+counts = pd.Series(genres).value_counts()
+print(
+    f"{len(genre_texts)} STS-B test sentences; genres: {', '.join(f'{g} {n}' for g, n in counts.items())}"
+)
+print(genre_view.round(1).to_string())
+share = genre_view["variance explained by genre (%)"]
+assert genre_view["classification acc."].min() > 70, "both models encode the genre"
+assert share["multilingual-e5-small"] > share["all-MiniLM-L6-v2"]
+
+# %% [markdown]
+# Read the columns together. Both models know the genre: a linear probe finds it, and a
+# sentence's nearest neighbour usually shares it. What differs is how much of the *global*
+# spread genre accounts for (last column): in MiniLM's space most of the variance is
+# about something else, the subject of the sentence, so k-means with three clusters cuts
+# by subject and scores low against genre labels; in E5's space (with `query: ` on every
+# sentence) genre, which comes with length, register and the "A man is ..." template of
+# captions, takes a larger share of the spread, enough for k-means to follow it. A
+# clustering benchmark scores agreement with *its* labels: with genre labels it rewards a
+# geometry organised by style, with topic labels it would reward the opposite. Check what
+# a task's labels mean before reading its column as "quality".
+
+# %% [markdown]
 # ## 3. Published numbers, side by side
 #
 # MTEB's published scores for all-MiniLM-L6-v2 are STS-B **82.03**, SICK-R **77.58** and
 # SciFact **64.51**. The full profile evaluates the same rows and must reproduce them to
-# within 0.05; the fast profile's samples cannot, and the table says which subset was used.
+# within 0.05. The fast profile's samples are a different setting: a Spearman on 200
+# seeded pairs, or nDCG@10 over a 100-abstract corpus, is *not comparable* with a figure
+# on the full set, whichever way it lands (the verdict column says so).
 
 # %%
 published = {"STS-B": 82.03, "SICK-R": 77.58, "SciFact": 64.51}
@@ -179,10 +229,35 @@ side = pd.DataFrame(
     }
 )
 side.loc["SciFact", "data"] = scifact.subset_note or "full corpus, 300 claims"
+side["verdict"] = [
+    ("reproduced" if abs(m - published[t]) < 0.05 else "not reproduced")
+    if full
+    else "not comparable"
+    for t, m in side["measured"].items()
+]
 print(side.to_string())
 if full:
     for task, value in published.items():
         assert abs(board.loc["all-MiniLM-L6-v2", task] - value) < 0.05, task
+
+# %% [markdown]
+# STS-B's test set is small enough to score in full even here: 1,379 pairs, about ten
+# seconds of MiniLM on two cores. On the full set the setting is MTEB's, so the figure
+# is comparable, and must reproduce 82.03:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+stsb_test = load_stsb("test")
+minilm_enc = as_encoder(models["all-MiniLM-L6-v2"])
+stsb_full = 100 * spearman(
+    pair_cosine(
+        minilm_enc(list(stsb_test["sentence1"]), "symmetric"),
+        minilm_enc(list(stsb_test["sentence2"]), "symmetric"),
+    ),
+    stsb_test["score"],
+)
+print(f"all-MiniLM-L6-v2, STS-B test, all {len(stsb_test):,} pairs: {stsb_full:.2f} (MTEB 82.03)")
+assert abs(stsb_full - 82.03) < 0.05
 
 # %% [markdown]
 # ## 4. Is a gap real? Paired bootstrap on SciFact
@@ -271,32 +346,47 @@ print("the warm leaderboard is identical to the cold one")
 summary = board.round(2)
 print(summary.to_string())
 setting = "all rows, full corpus" if full else "fast-profile seeded samples"
+e5_gap = delta_mean(b, a, scale=1.0)  # a, b: per-claim nDCG@10 x 100 of E5, MiniLM; E5 - MiniLM
 embedlab.report_claims(
     "09",
     [
-        {
-            "claim": f"all-MiniLM-L6-v2, {task}",
-            "source": "MTEB",
-            "published": value,
-            "measured": board.loc["all-MiniLM-L6-v2", task],
-            "setting": setting,
-        }
+        embedlab.claim(
+            f"minilm-{task.lower().replace('-', '')}-sample",
+            f"all-MiniLM-L6-v2, {task}",
+            "MTEB",
+            board.loc["all-MiniLM-L6-v2", task],
+            setting if full else side.loc[task, "data"],
+            side.loc[task, "verdict"],
+            published=value,
+        )
         for task, value in published.items()
     ]
     + [
-        {
-            "claim": "SciFact nDCG@10, E5-small minus MiniLM (95% CI half-width)",
-            "source": "paired bootstrap",
-            "published": None,
-            "measured": (hi - lo) / 2,
-            "setting": f"{len(qids)} claims",
-        }
+        embedlab.claim(
+            "minilm-stsb-full",
+            "all-MiniLM-L6-v2, STS-B test Spearman x 100",
+            "MTEB",
+            stsb_full,
+            f"all {len(stsb_test):,} pairs",
+            "reproduced" if abs(stsb_full - 82.03) < 0.05 else "not reproduced",
+            published=82.03,
+        ),
+        embedlab.comparison(
+            "e5-minus-minilm-scifact-sample",
+            "SciFact nDCG@10, multilingual-e5-small minus all-MiniLM-L6-v2",
+            "MTEB: 67.59 vs 64.51 (E5-small ahead)",
+            e5_gap,
+            f"{len(qids)} claims" + ("" if full else ", benchmark sample"),
+        ),
     ],
 )
 
 # %% [markdown]
 # - Five MTEB families, one function, one leaderboard; the per-task winners differ.
-# - all-MiniLM-L6-v2 beside its published MTEB scores (reproduced in the full profile).
+# - all-MiniLM-L6-v2 beside its published MTEB scores: reproduced on the full STS-B test
+#   set; the fast profile's samples are shown as not comparable.
+# - The clustering column measures agreement with genre labels, which rewards a geometry
+#   organised by style rather than by subject.
 # - A paired bootstrap shows how wide the uncertainty of a retrieval score is.
 #
 # ## Exercises
