@@ -51,6 +51,10 @@ nbval: install
 offline: install
 	$(PY) -m embedlab.offline build
 
+## Train once and cache what notebooks 03 and 10 load (a few minutes on 2 CPU cores).
+artifacts: install
+	$(PY) -m embedlab.pairtrain build && $(PY) -m embedlab.rerank build
+
 ## Re-execute every notebook in order and record runtimes (maintainers).
 notebooks: install
 	$(PY) scripts/notebooks.py run

@@ -290,17 +290,19 @@ def _print_slowest_cells(nb: nbformat.NotebookNode, top: int = 5) -> None:
 def run(e: Entry, timeout: int = 900) -> float:
     """Build and execute one notebook in a fresh kernel; save it and its runtime.
 
-    The kernel gets an empty EMBEDLAB_HOME (but the existing model mirror), so the
-    recorded runtime is a cold one, as on a fresh clone or in CI.
+    The kernel gets an empty EMBEDLAB_HOME (but the existing model mirror and the built
+    artifacts of ``make artifacts``), so the recorded runtime is a cold one, as in CI.
     """
     from nbclient import NotebookClient
 
     from embedlab.config import mirror_dir
+    from embedlab.rerank import artifacts_dir
 
     nb = build_notebook(e)
-    saved = dict(os.environ)
+    saved, artifacts = dict(os.environ), str(artifacts_dir())
     with tempfile.TemporaryDirectory(prefix="embedlab-cold-") as home:
         os.environ.update({"EMBEDLAB_MIRROR_DIR": str(mirror_dir()), "EMBEDLAB_HOME": home})
+        os.environ["EMBEDLAB_ARTIFACTS_DIR"] = artifacts
         try:
             start = time.perf_counter()
             client = NotebookClient(
@@ -349,9 +351,11 @@ def course() -> dict:
     import subprocess
 
     from embedlab.config import mirror_dir
+    from embedlab.rerank import artifacts_dir
 
     with tempfile.TemporaryDirectory(prefix="embedlab-course-") as home:
         env = {**os.environ, "EMBEDLAB_MIRROR_DIR": str(mirror_dir()), "EMBEDLAB_HOME": home}
+        env["EMBEDLAB_ARTIFACTS_DIR"] = str(artifacts_dir())  # built by `make artifacts`
         junit = Path(home) / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", *NBVAL_ARGS, f"--junitxml={junit}", "-q"]
         start = time.perf_counter()

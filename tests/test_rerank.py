@@ -149,24 +149,38 @@ def test_scifact_training_pairs_bad_input():
         scifact_training_pairs(fake_beir(), {"c1": {"d1": 1.0}})
 
 
-def test_standin_budget_scales_with_profile(monkeypatch):
-    from embedlab.rerank import standin_pairs_budget
+def test_zscore_and_interpolate():
+    from embedlab.rerank import interpolate, zscore_per_query
 
-    monkeypatch.setenv("EMBEDLAB_PROFILE", "fast")
-    assert standin_pairs_budget() == 335
-    monkeypatch.setenv("EMBEDLAB_PROFILE", "full")
-    assert standin_pairs_budget() == 3346
+    first = {"q": {"a": 3.0, "b": 2.0, "c": 1.0}}
+    second = {"q": {"a": 0.0, "b": 5.0, "c": 1.0}}
+    z = zscore_per_query(first)["q"]
+    assert z["a"] == pytest.approx(-z["c"]) and z["b"] == 0
+    assert zscore_per_query({"q": {"a": 1.0, "b": 1.0}})["q"] == {"a": 0.0, "b": 0.0}
+    keep = interpolate(first, second, 0.0)["q"]
+    assert max(keep, key=keep.get) == "a"  # weight 0: stage 1's order
+    swap = interpolate(first, second, 1.0)["q"]
+    assert max(swap, key=swap.get) == "b"  # weight 1: the re-ranker's order
+    with pytest.raises(ValueError, match="weight"):
+        interpolate(first, second, 1.5)
+    with pytest.raises(ValueError, match="absent from stage 1"):
+        interpolate(first, {"q": {"zz": 1.0}}, 0.5)
 
 
-def test_train_standin_reranker_bad_n_pairs():
-    from embedlab.rerank import train_standin_reranker
+def test_choose_weight_picks_the_better_stage():
+    from embedlab.rerank import choose_weight
 
-    with pytest.raises(ValueError, match="n_pairs"):
-        train_standin_reranker(n_pairs=0)
+    first = {"q": {"a": 3.0, "b": 2.0, "c": 1.0}}
+    second = {"q": {"a": 0.0, "b": 5.0, "c": 1.0}}
+    weight, table = choose_weight(first, second, {"q": {"b": 1}}, grid=[0.0, 1.0])
+    assert weight == 1.0 and table[1.0] == 100.0 and table[0.0] < 100
 
 
-def test_load_reranker_names_the_published_model():
-    from embedlab.models import RERANKER, STANDIN_NOTE
+def test_split_train_claims_is_seeded_and_disjoint():
+    from embedlab.rerank import split_train_claims
 
-    assert RERANKER == "cross-encoder/ms-marco-MiniLM-L-6-v2"
-    assert STANDIN_NOTE.startswith("OFFLINE STAND-IN")
+    fit, held = split_train_claims([str(i) for i in range(10)], 3, seed=0)
+    assert len(held) == 3 and not set(fit) & set(held) and len(fit) == 7
+    assert (fit, held) == split_train_claims([str(i) for i in range(10)][::-1], 3, seed=0)
+    with pytest.raises(ValueError, match="heldout"):
+        split_train_claims(["a", "b"], 2, seed=0)

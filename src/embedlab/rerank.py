@@ -5,7 +5,8 @@ A *run* is BEIR's result format ``{query_id: {doc_id: score}}`` (see :mod:`embed
 
 The notebook ``03_bi_vs_cross_encoders`` uses these helpers; the cross-encoder it
 re-ranks with comes from :func:`embedlab.models.load_reranker` (the published
-``cross-encoder/ms-marco-MiniLM-L-6-v2`` online, a labelled stand-in offline).
+``cross-encoder/ms-marco-MiniLM-L-6-v2`` online; offline, the SciFact re-ranker that
+:func:`build_scifact_reranker` trains once and caches, used interpolated with stage 1).
 """
 
 from __future__ import annotations
@@ -226,63 +227,246 @@ def scifact_training_pairs(beir, first_stage: Run, negatives: int = 3, seed: int
     return Dataset.from_dict({c: [r[i] for r in rows] for i, c in enumerate(columns)})
 
 
-STANDIN_MAX_LENGTH = (
-    128  # tokens per (claim, abstract) pair: keeps training and re-ranking in budget
-)
+# ------------------------------------------------------------------ a re-ranker that learns
 
 
-def standin_pairs_budget() -> int:
-    """Training pairs for the stand-in: the 3,346 SciFact train pairs x the profile's scale."""
-    from embedlab.config import profile
-
-    return max(32, round(3346 * profile().train_steps_scale))
-
-
-def train_standin_reranker(
-    n_pairs: int | None = None, lr: float = 1e-4, head_lr: float | None = 1e-3, seed: int = 0
-):
-    """The offline stand-in re-ranker: a MiniLM-L6 cross-encoder trained here on SciFact train.
-
-    Body: all-MiniLM-L6-v2 (a *bi-encoder* checkpoint, the only BERT-style model offline),
-    fed "[CLS] claim [SEP] abstract [SEP]" (128 tokens), with a new linear head on [CLS].
-    Data: each SciFact *train* claim's cited abstracts (label 1) + its 3 best BM25 hits over
-    the full corpus that it does not cite (label 0); the first ``n_pairs`` after a seeded
-    shuffle; one epoch of binary cross-entropy. No test claim is seen.
-    It is NOT a pretrained re-ranker: ``cross-encoder/ms-marco-MiniLM-L-6-v2`` was trained on
-    ~500k MS MARCO queries. Cached under ``home_dir()/models`` (written atomically).
-
-    Returns: a ``CrossEncoder``.
-    """
+def artifacts_dir():
+    """Where built artifacts (the trained re-ranker) live: ``$EMBEDLAB_ARTIFACTS_DIR``,
+    default ``home_dir()/models``. ``make artifacts`` fills it once; notebooks load from it
+    and build it themselves (slowly) only when it is missing."""
     import os
-    import shutil
-    import tempfile
+    from pathlib import Path
+
+    from embedlab.config import home_dir
+
+    default = home_dir() / "models"
+    return Path(os.environ.get("EMBEDLAB_ARTIFACTS_DIR", default)).expanduser()
+
+
+def zscore_per_query(run: Run) -> Run:
+    """Each query's scores minus their mean, over their standard deviation (0 if constant).
+
+    Makes two stages' scores comparable before mixing them: a cosine and a logit live on
+    different scales. Returns: a run with the same hits.
+    """
+    out: Run = {}
+    for qid, hits in run.items():
+        v = np.array(list(hits.values()), dtype=float)
+        sd = v.std()
+        z = (v - v.mean()) / sd if sd > 0 else np.zeros_like(v)
+        out[qid] = dict(zip(hits, z.tolist(), strict=True))
+    return out
+
+
+def interpolate(first: Run, second: Run, weight: float) -> Run:
+    """``(1 - weight) * z(first) + weight * z(second)`` per query, over second's hits.
+
+    weight 0 keeps stage 1's order (of the re-ranked hits), 1 is the re-ranker alone.
+    Production equivalent: score fusion in Vespa / Elasticsearch rank profiles.
+    """
+    if not 0 <= weight <= 1:
+        raise ValueError(f"weight must be in [0, 1], got {weight}")
+    missing = [q for q in second if q not in first or set(second[q]) - set(first[q])]
+    if missing:
+        raise ValueError(f"{len(missing)} query(ies) re-ranked hits absent from stage 1")
+    z1 = zscore_per_query({q: {d: first[q][d] for d in second[q]} for q in second})
+    z2 = zscore_per_query(second)
+    return {q: {d: (1 - weight) * z1[q][d] + weight * z2[q][d] for d in second[q]} for q in second}
+
+
+RERANKER_SETTINGS = {
+    "version": 2,
+    "start": "sentence-transformers/all-MiniLM-L6-v2",
+    "max_length": 128,  # tokens per (claim, abstract) pair
+    "negatives": 3,  # hard negatives per cited abstract: BM25 top 20 over the full corpus
+    "objective": "listwise",  # softmax over (cited, 3 negatives): a ranking loss
+    "epochs": 1,
+    "batch_groups": 4,  # 4 groups x 4 pairs = 16 pairs per step
+    "lr": 5e-5,
+    "head_lr": 1e-3,
+    "train_top": 3,  # layers trained; embeddings and lower layers frozen
+    "heldout": 150,  # train claims held out to choose the interpolation weight
+    "depth": 20,  # first-stage hits re-ranked
+    "seed": 0,
+}
+
+
+def reranker_name(settings: dict) -> str:
+    """Cache folder name: a content hash of every setting that changes the model."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return f"scifact-reranker-{digest}"
+
+
+def split_train_claims(qids: Sequence[str], heldout: int, seed: int) -> tuple[list, list]:
+    """(training claims, held-out claims): a seeded split of SciFact-train claim ids."""
+    import random
+
+    ids = sorted(qids)
+    random.Random(seed).shuffle(ids)
+    if not 0 < heldout < len(ids):
+        raise ValueError(f"heldout must be in (0, {len(ids)}), got {heldout}")
+    return sorted(ids[heldout:]), sorted(ids[:heldout])
+
+
+def listwise_groups(beir, first_stage: Run, qids: Sequence[str], negatives: int):
+    """(claims, abstracts) lists in groups of 1 + negatives: a cited abstract, then the
+    claim's best first-stage hits that it does not cite. Claims with too few are skipped."""
+    text = dict(zip(beir.doc_ids, beir.doc_texts, strict=True))
+    s1, s2 = [], []
+    for qid in qids:
+        ranked = sorted(first_stage[qid], key=first_stage[qid].get, reverse=True)
+        negs = [d for d in ranked if d not in beir.qrels[qid]][:negatives]
+        if len(negs) < negatives:
+            continue
+        for pos in beir.qrels[qid]:
+            s1 += [beir.queries[qid]] * (1 + negatives)
+            s2 += [text[pos]] + [text[d] for d in negs]
+    return s1, s2
+
+
+def dense_first_stage(beir, qids: Sequence[str], depth: int) -> Run:
+    """Stage 1 as the notebooks run it: MiniLM (cached embeddings), exact top ``depth``."""
+    from embedlab.cache import encode
+    from embedlab.models import MINILM, load_model
+    from embedlab.search import dense_search
+
+    bi = load_model(MINILM)
+    doc_emb = encode(bi, beir.doc_texts)
+    q_emb = encode(bi, [beir.queries[q] for q in qids])
+    return dense_search(q_emb, doc_emb, list(qids), beir.doc_ids, k=depth)
+
+
+def choose_weight(first: Run, second: Run, qrels, grid: Sequence[float] | None = None):
+    """The interpolation weight with the best mean nDCG@10 on held-out claims.
+
+    Returns: (weight, {weight: nDCG@10 x 100}) over the grid (default 0, 0.1, ..., 1).
+    """
+    from embedlab.evaluate import retrieval_scores
+
+    grid = [round(0.1 * i, 1) for i in range(11)] if grid is None else list(grid)
+    table = {
+        w: 100 * retrieval_scores(interpolate(first, second, w), qrels)["ndcg@10"] for w in grid
+    }
+    return max(table, key=lambda w: (table[w], -abs(w - 0.5))), table
+
+
+def train_scifact_reranker(settings: dict | None = None, steps: int | None = None):
+    """Train the offline SciFact re-ranker (no caching): returns (CrossEncoder, info).
+
+    Start: all-MiniLM-L6-v2's body (a bi-encoder checkpoint: offline there is no
+    pretrained cross-encoder) + a new head on [CLS]. Data: SciFact *train* claims minus
+    ``heldout`` of them; each cited abstract with the claim's 3 best BM25 hits (full
+    corpus) it does not cite. Loss: listwise softmax cross-entropy over each group; the
+    head learns at ``head_lr``, only the top ``train_top`` layers train. Then the weight
+    that mixes z-normalised stage-1 and re-ranker scores is chosen on the held-out train
+    claims (never on test). ``steps`` overrides one epoch (a short live demo).
+
+    Returns: (model, info) with info = {settings, steps, seconds, weight, heldout_ndcg}.
+    """
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from embedlab.data import load_scifact, subset_doc_ids
+    from embedlab.search import BM25
+    from embedlab.train import freeze_lower_layers
+
+    cfg = {**RERANKER_SETTINGS, **(settings or {})}
+    train = load_scifact("train", corpus="full")
+    fit_ids, held_ids = split_train_claims(list(train.qrels), cfg["heldout"], cfg["seed"])
+    bm25 = BM25(train.doc_ids, train.doc_texts)
+    first = bm25.search(fit_ids, [train.queries[q] for q in fit_ids], k=20)
+    s1, s2 = listwise_groups(train, first, fit_ids, cfg["negatives"])
+    group = 1 + cfg["negatives"]
+    n_steps = steps or max(1, cfg["epochs"] * (len(s1) // group) // cfg["batch_groups"])
+    torch_seed(cfg["seed"])
+    model = CrossEncoder(cfg["start"], num_labels=1, max_length=cfg["max_length"], device="cpu")
+    freeze_lower_layers(model.transformers_model, cfg["train_top"])
+    for name, p in model.transformers_model.named_parameters():
+        if "classifier" in name or "pooler" in name:
+            p.requires_grad_(True)
+    from embedlab.pairtrain import train_cross_encoder
+
+    log = train_cross_encoder(
+        model,
+        s1,
+        s2,
+        np.zeros(len(s1)),
+        "listwise",
+        n_steps,
+        batch_size=cfg["batch_groups"] * group,
+        lr=cfg["lr"],
+        head_lr=cfg["head_lr"],
+        seed=cfg["seed"],
+        group_size=group,
+    )
+    # choose the interpolation weight on held-out train claims, stage 1 as in the notebooks
+    held = {q: train.qrels[q] for q in held_ids}
+    ids = subset_doc_ids(train.corpus, held, 1000)
+    sub = type(train)(
+        "scifact", "train-heldout", {d: train.corpus[d] for d in ids}, train.queries, held, ""
+    )
+    stage1 = dense_first_stage(sub, held_ids, cfg["depth"])
+    sub_text = dict(zip(sub.doc_ids, sub.doc_texts, strict=True))
+    stage2 = rerank(model, train.queries, stage1, sub_text, top_n=cfg["depth"])
+    weight, table = choose_weight(stage1, stage2, held)
+    info = {
+        "settings": cfg,
+        "steps": n_steps,
+        "pairs": len(s1),
+        "seconds": round(log.seconds, 1),
+        "weight": weight,
+        "heldout_ndcg": {str(w): round(v, 2) for w, v in table.items()},
+    }
+    return model, info
+
+
+def torch_seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def build_scifact_reranker(settings: dict | None = None):
+    """The offline SciFact re-ranker, trained once and cached under :func:`artifacts_dir`.
+
+    Keyed by a content hash of its settings; ``make artifacts`` builds it (a few minutes on
+    a 2-core CPU) before the notebooks run. See :func:`train_scifact_reranker`.
+
+    Returns: (CrossEncoder, info dict).
+    """
+    import json
 
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from embedlab.config import home_dir
-    from embedlab.data import load_scifact
-    from embedlab.models import MINILM
-    from embedlab.search import BM25
+    from embedlab.train import finetuned
 
-    n_pairs = standin_pairs_budget() if n_pairs is None else n_pairs
-    if n_pairs < 1:
-        raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
-    path = home_dir() / "models" / f"standin-reranker-v1-n{n_pairs}-lr{lr:g}-h{head_lr}-s{seed}"
-    if (path / "config.json").exists():
-        return CrossEncoder(str(path), device="cpu")
-    train = load_scifact("train", corpus="full")
-    bm25 = BM25(train.doc_ids, train.doc_texts)
-    qids = list(train.qrels)
-    first = bm25.search(qids, [train.queries[q] for q in qids], k=10)
-    pairs = scifact_training_pairs(train, first, negatives=3, seed=seed)
-    pairs = pairs.select(range(min(n_pairs, len(pairs))))
-    model = CrossEncoder(MINILM, num_labels=1, max_length=STANDIN_MAX_LENGTH, device="cpu")
-    fit_cross_encoder(model, pairs, lr=lr, head_lr=head_lr, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-standin-", dir=path.parent)
-    model.save(tmp)
-    try:
-        os.replace(tmp, path)
-    except OSError:  # another run saved it first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-    return model
+    cfg = {**RERANKER_SETTINGS, **(settings or {})}
+
+    def build():
+        model, info = train_scifact_reranker(cfg)
+        model._embedlab_info = info
+        return model, {"embedlab_reranker.json": json.dumps(info, indent=1)}
+
+    name = reranker_name(cfg)
+    model = finetuned(
+        name, build, load=lambda p: CrossEncoder(p, device="cpu"), root=artifacts_dir()
+    )
+    info = getattr(model, "_embedlab_info", None)
+    if info is None:
+        info = json.loads((artifacts_dir() / name / "embedlab_reranker.json").read_text())
+    return model, info
+
+
+if __name__ == "__main__":  # python -m embedlab.rerank build: the `make artifacts` step
+    import sys
+
+    import embedlab
+
+    embedlab.setup()
+    if sys.argv[1:] != ["build"]:
+        raise SystemExit("usage: python -m embedlab.rerank build")
+    t0 = time.perf_counter()
+    _, built = build_scifact_reranker()
+    print(f"SciFact re-ranker ready in {time.perf_counter() - t0:.0f} s: {built}")

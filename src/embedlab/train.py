@@ -380,32 +380,49 @@ def loss_curve(result: TrainResult) -> Sequence[float]:
     return [loss for _, loss in result.losses]
 
 
-def finetuned(name: str, build: Callable[[], object]):
-    """A fine-tuned SentenceTransformer cached under ``home_dir()/models/<name>``.
+def finetuned(
+    name: str,
+    build: Callable[[], object],
+    load: Callable[[str], object] | None = None,
+    root=None,
+):
+    """A fine-tuned model cached under ``root/<name>`` (default ``home_dir()/models``).
 
-    Loads the saved model when it exists; otherwise calls ``build()`` (which trains and
+    Loads the saved model when it exists (``load(path)``, default ``SentenceTransformer``;
+    a ``CrossEncoder`` works the same way); otherwise calls ``build()`` (which trains and
     returns the model), saves it atomically (temp folder, then rename) and returns it.
+    ``build`` may return ``(model, {file name: text})`` to save small side files (e.g.
+    settings chosen on validation) in the same folder, under the same atomic rename.
     Put every setting that changes the result into ``name`` (e.g. the step count), so a
     different recipe never loads a stale model. A failed save removes its temp folder
     whatever the exception; folders left by killed saves are swept after an hour.
     Production equivalent: ``model.save_pretrained(path)`` / ``SentenceTransformer(path)``.
     """
-    from sentence_transformers import SentenceTransformer
+    from pathlib import Path
 
     from embedlab.cache import sweep_stale_temp_files
     from embedlab.config import home_dir
 
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"model cache name {name!r} must be a non-empty plain folder name")
-    path = home_dir() / "models" / name
+    if load is None:
+        from sentence_transformers import SentenceTransformer
+
+        def load(p: str):
+            return SentenceTransformer(p, device="cpu")
+
+    path = Path(root or home_dir() / "models") / name
     if (path / "modules.json").exists():
-        return SentenceTransformer(str(path), device="cpu")
-    model = build()
+        return load(str(path))
+    built = build()
+    model, files = built if isinstance(built, tuple) else (built, {})
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temp_files(path.parent)  # folders of saves that were killed
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=path.parent)
     try:
         model.save_pretrained(tmp)
+        for fname, text in files.items():
+            (Path(tmp) / fname).write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError:  # another run saved the same name first: keep theirs
         pass

@@ -1,0 +1,542 @@
+"""Bi- vs cross-encoder on pair tasks: one training loop, same start, data and budget.
+
+SBERT's Table 2 compares a bi-encoder (two passes, then cosine or a classifier over
+(u, v, |u - v|)) with a cross-encoder (one pass over "[CLS] a [SEP] b [SEP]", a head on
+[CLS]). A fair comparison gives both the same start (the body of one checkpoint), the
+same training pairs in the same order, the same steps, batch size and learning rates.
+Both new heads (the cross-encoder's classifier, the bi-encoder's SoftmaxLoss classifier)
+get their own, larger learning rate ``head_lr``: a randomly initialised head trained at a
+body's rate of 5e-5 barely moves in a few hundred steps and predicts the class prior.
+
+Shapes: B batch of pairs, L tokens, D embedding dimension, C classes, G group size
+(one positive followed by G - 1 negatives, for the listwise loss).
+
+Tasks (:data:`TASKS`): ``sick-nli`` (SICK entailment, 3 classes, accuracy), ``sickr``
+(SICK relatedness 1-5 on SICK's own train/validation/test split, Spearman), ``stsb``
+(STS-B 0-5, Spearman).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+OBJECTIVES = ("classify", "score", "listwise")
+TASKS = {
+    # name: (loader, label column, objective, classes, score range)
+    "sick-nli": ("sick", "label", "classify", 3, None),
+    "sickr": ("sick", "score", "score", 1, (1.0, 5.0)),
+    "stsb": ("stsb", "score", "score", 1, (0.0, 5.0)),
+}
+
+
+@dataclass
+class PairData:
+    """One split of a pair task: texts, targets for training, gold for evaluation."""
+
+    s1: list[str]
+    s2: list[str]
+    target: np.ndarray  # (n,) int class ids, or float scores scaled to [0, 1]
+    gold: np.ndarray  # (n,) class ids, or the raw gold scores
+
+    def __len__(self) -> int:
+        return len(self.s1)
+
+    def head(self, n: int) -> PairData:
+        """The first n pairs (splits are shuffled with a seed by :func:`load_pair_task`)."""
+        return PairData(self.s1[:n], self.s2[:n], self.target[:n], self.gold[:n])
+
+
+def load_pair_task(task: str, split: str, seed: int = 0) -> PairData:
+    """A split of one of :data:`TASKS`, shuffled with ``seed`` (so ``.head(n)`` is a sample)."""
+    from embedlab.data import load_sick, load_stsb
+
+    if task not in TASKS:
+        raise ValueError(f"unknown pair task {task!r}; expected one of {sorted(TASKS)}")
+    source, column, objective, _, rng = TASKS[task]
+    ds = (load_sick if source == "sick" else load_stsb)(split)
+    order = list(range(len(ds)))
+    random.Random(seed).shuffle(order)
+    gold = np.asarray(ds[column])[order]
+    if objective == "classify":
+        target = gold.astype(np.int64)
+    else:
+        lo, hi = rng
+        target = ((gold.astype(np.float32) - lo) / (hi - lo)).clip(0, 1)
+    s1, s2 = ds["sentence1"], ds["sentence2"]
+    return PairData([s1[i] for i in order], [s2[i] for i in order], target, gold)
+
+
+def metric(task: str, predicted: np.ndarray, gold: np.ndarray) -> float:
+    """Accuracy x 100 (classify) or Spearman x 100 (score) of predictions against gold."""
+    from embedlab.evaluate import spearman
+
+    if TASKS[task][2] == "classify":
+        return 100 * float((np.asarray(predicted).argmax(axis=1) == gold).mean())
+    return 100 * spearman(np.asarray(predicted).reshape(-1), gold)
+
+
+def per_item(task: str, predicted: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """Per-pair 0/1 correctness (classify), or the scores themselves (for Spearman)."""
+    if TASKS[task][2] == "classify":
+        return (np.asarray(predicted).argmax(axis=1) == gold).astype(float)
+    return np.asarray(predicted, dtype=float).reshape(-1)
+
+
+# ------------------------------------------------------------------ the shared loop
+
+
+@dataclass
+class TrainLog:
+    """(step, score) learning curve, wall seconds and steps of one run."""
+
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+
+
+def _check_loop(n: int, steps: int, batch_size: int, group_size: int) -> None:
+    if n == 0:
+        raise ValueError("no training pairs: need at least one")
+    if steps < 1 or batch_size < 1 or group_size < 1:
+        raise ValueError(
+            f"steps, batch_size and group_size must be >= 1, got {steps}, {batch_size}, "
+            f"{group_size}"
+        )
+    if n % group_size or batch_size % group_size:
+        raise ValueError(
+            f"rows ({n}) and batch_size ({batch_size}) must be multiples of group_size "
+            f"({group_size}): each group is one positive then its negatives"
+        )
+
+
+def _batches(n: int, batch_size: int, steps: int, seed: int, group_size: int = 1):
+    """``steps`` batches of row indices: seeded epochs over n rows, groups kept together."""
+    groups, per = n // group_size, batch_size // group_size
+    rng, order = np.random.default_rng(seed), np.array([], dtype=int)
+    for _ in range(steps):
+        while len(order) < per:
+            order = np.concatenate([order, rng.permutation(groups)])
+        take, order = order[:per], order[per:]
+        yield (take[:, None] * group_size + np.arange(group_size)).reshape(-1)
+
+
+def _optimizer(body: list, head: list, lr: float, head_lr: float, steps: int, warmup: float):
+    """AdamW with two parameter groups and linear warm-up then linear decay."""
+    groups = [{"params": [p for p in body if p.requires_grad], "lr": lr}]
+    if head:
+        groups.append({"params": head, "lr": head_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    warm = max(1, round(warmup * steps))
+
+    def factor(step: int) -> float:
+        return (step + 1) / warm if step < warm else max(0.0, (steps - step) / (steps - warm + 1))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _run_loop(
+    model_train: Callable[[bool], None],
+    step_loss: Callable[[np.ndarray], torch.Tensor],
+    opt,
+    sched,
+    batches,
+    steps: int,
+    eval_every: int,
+    evaluate: Callable[[], float] | None,
+    params: list,
+) -> TrainLog:
+    log, start = TrainLog(steps=steps), time.perf_counter()
+    eval_s = 0.0
+    for step, idx in enumerate(batches, start=1):
+        model_train(True)
+        loss = step_loss(idx)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step(), sched.step(), opt.zero_grad()
+        if evaluate is not None and eval_every and (step % eval_every == 0 or step == steps):
+            model_train(False)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                log.curve.append((step, float(evaluate())))
+            eval_s += time.perf_counter() - t0
+    model_train(False)
+    log.seconds = time.perf_counter() - start - eval_s
+    return log
+
+
+# ------------------------------------------------------------------ cross-encoder
+
+
+def cross_logits(model, s1: Sequence[str], s2: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """(n, C) raw head outputs of a CrossEncoder for n pairs (no sigmoid / softmax)."""
+    out = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(s1), batch_size):
+            out.append(_cross_forward(model, s1[i : i + batch_size], s2[i : i + batch_size]))
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, model.num_labels), np.float32)
+
+
+def _cross_forward(model, a: Sequence[str], b: Sequence[str]) -> torch.Tensor:
+    """(B, C) logits: one joint pass over "[CLS] a [SEP] b [SEP]" per pair."""
+    enc = model.tokenizer(
+        list(a),
+        list(b),
+        padding=True,
+        truncation="longest_first",
+        max_length=model.max_length,
+        return_tensors="pt",
+    )
+    return model.transformers_model(**enc).logits.float()
+
+
+def head_parameters(model) -> tuple[list, list]:
+    """(body, head) parameters of a CrossEncoder: the head is the classifier (+ pooler)."""
+    body, head = [], []
+    for name, p in model.transformers_model.named_parameters():
+        (head if ("classifier" in name or "pooler" in name) else body).append(p)
+    return body, head
+
+
+def train_cross_encoder(
+    model,
+    s1: Sequence[str],
+    s2: Sequence[str],
+    target: Sequence[float] | np.ndarray,
+    objective: str,
+    steps: int,
+    batch_size: int = 16,
+    lr: float = 5e-5,
+    head_lr: float = 1e-3,
+    seed: int = 0,
+    group_size: int = 1,
+    warmup: float = 0.1,
+    eval_every: int = 0,
+    evaluate: Callable[[], float] | None = None,
+) -> TrainLog:
+    """Fine-tune a ``CrossEncoder`` in place for ``steps`` optimiser steps.
+
+    objective ``classify``: cross-entropy over C = ``model.num_labels`` classes (target
+    int ids); ``score``: binary cross-entropy of the single logit against a target in
+    [0, 1] (soft labels: STS score / 5); ``listwise``: rows come in groups of
+    ``group_size`` (one positive, then its negatives), and each group's logits get a
+    softmax cross-entropy with the positive as the answer (a ranking loss: only the
+    order inside a group matters, so the head cannot collapse onto the class prior).
+    The head (classifier and pooler) learns at ``head_lr``, the body at ``lr``; 10% linear
+    warm-up then linear decay; gradient norm clipped at 1.
+    ``evaluate()`` (no-grad, eval mode) is called every ``eval_every`` steps and at the
+    end, giving the learning curve. Leaves out: mixed precision, gradient accumulation.
+    Production equivalent: ``CrossEncoderTrainer`` with ``BinaryCrossEntropyLoss`` /
+    ``CrossEntropyLoss`` / ``ListNetLoss`` and ``learning_rate_mapping`` for the head.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective={objective!r}; expected one of {OBJECTIVES}")
+    y = torch.as_tensor(np.asarray(target))
+    if len(s1) != len(s2) or len(s1) != len(y):
+        raise ValueError(f"need one target per pair, got {len(s1)}, {len(s2)}, {len(y)}")
+    _check_loop(len(s1), steps, batch_size, group_size if objective == "listwise" else 1)
+    if objective == "listwise" and group_size < 2:
+        raise ValueError("the listwise loss needs group_size >= 2 (a positive and a negative)")
+    torch.manual_seed(seed)
+    body, head = head_parameters(model)
+    opt, sched = _optimizer(body, head, lr, head_lr, steps, warmup)
+
+    def step_loss(idx: np.ndarray) -> torch.Tensor:
+        logits = _cross_forward(model, [s1[i] for i in idx], [s2[i] for i in idx])
+        if objective == "classify":
+            return F.cross_entropy(logits, y[idx].long())
+        if objective == "score":
+            return F.binary_cross_entropy_with_logits(logits[:, 0], y[idx].float())
+        groups = logits[:, 0].view(-1, group_size)  # (B / G, G), positive first
+        return F.cross_entropy(groups, torch.zeros(len(groups), dtype=torch.long))
+
+    g = group_size if objective == "listwise" else 1
+    batches = _batches(len(s1), batch_size, steps, seed, g)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return _run_loop(
+        model.train, step_loss, opt, sched, batches, steps, eval_every, evaluate, params
+    )
+
+
+# ------------------------------------------------------------------ bi-encoder
+
+
+def _bi_embed(model, texts: Sequence[str]) -> torch.Tensor:
+    """(B, D) mean-pooled token states of a SentenceTransformer (MiniLM's pooling)."""
+    tr = model[0]
+    enc = model.tokenizer(
+        list(texts),
+        padding=True,
+        truncation=True,
+        max_length=model.max_seq_length,
+        return_tensors="pt",
+    )
+    tokens = tr.auto_model(**enc).last_hidden_state  # (B, L, D)
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    return (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def bi_predict(model, head, s1: Sequence[str], s2: Sequence[str], bs: int = 64) -> np.ndarray:
+    """(n, C) classifier logits over (u, v, |u - v|) when ``head`` is given, else (n,) cosines."""
+    out = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(s1), bs):
+            u, v = _bi_embed(model, s1[i : i + bs]), _bi_embed(model, s2[i : i + bs])
+            out.append(
+                head(torch.cat([u, v, (u - v).abs()], 1)) if head else F.cosine_similarity(u, v)
+            )
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def train_bi_encoder(
+    model,
+    s1: Sequence[str],
+    s2: Sequence[str],
+    target: Sequence[float] | np.ndarray,
+    objective: str,
+    steps: int,
+    batch_size: int = 16,
+    lr: float = 5e-5,
+    head_lr: float = 1e-3,
+    seed: int = 0,
+    num_labels: int = 3,
+    warmup: float = 0.1,
+    eval_every: int = 0,
+    evaluate: Callable[[object], float] | None = None,
+):
+    """Fine-tune a SentenceTransformer in place with SBERT's objectives, same loop as above.
+
+    objective ``classify``: SoftmaxLoss, a new linear head (learning at ``head_lr``) over
+    (u, v, |u - v|) -> C classes; ``score``: CosineSimilarityLoss, MSE of cos(u, v)
+    against a target in [0, 1] (no head). ``evaluate(head)`` is called for the curve.
+    Production equivalent: ``SentenceTransformerTrainer`` with ``SoftmaxLoss`` /
+    ``CosineSimilarityLoss``.
+
+    Returns: (TrainLog, head) with head a ``torch.nn.Linear`` (classify) or None.
+    """
+    if objective not in ("classify", "score"):
+        raise ValueError(f"objective={objective!r}; a bi-encoder takes 'classify' or 'score'")
+    y = torch.as_tensor(np.asarray(target))
+    if len(s1) != len(s2) or len(s1) != len(y):
+        raise ValueError(f"need one target per pair, got {len(s1)}, {len(s2)}, {len(y)}")
+    _check_loop(len(s1), steps, batch_size, 1)
+    torch.manual_seed(seed)
+    dim = model.get_embedding_dimension()
+    head = torch.nn.Linear(3 * dim, num_labels) if objective == "classify" else None
+    body = list(model.parameters())
+    opt, sched = _optimizer(
+        body, list(head.parameters()) if head else [], lr, head_lr, steps, warmup
+    )
+
+    def step_loss(idx: np.ndarray) -> torch.Tensor:
+        u, v = _bi_embed(model, [s1[i] for i in idx]), _bi_embed(model, [s2[i] for i in idx])
+        if head is not None:
+            logits = head(torch.cat([u, v, (u - v).abs()], 1))
+            return F.cross_entropy(logits, y[idx].long())
+        return F.mse_loss(F.cosine_similarity(u, v), y[idx].float())
+
+    params = body + (list(head.parameters()) if head else [])
+    log = _run_loop(
+        model.train,
+        step_loss,
+        opt,
+        sched,
+        _batches(len(s1), batch_size, steps, seed),
+        steps,
+        eval_every,
+        (lambda: evaluate(head)) if evaluate else None,
+        params,
+    )
+    return log, head
+
+
+# ------------------------------------------------------------------ one task, both models
+
+
+@dataclass
+class PairComparison:
+    """Both models on one task: curves on the evaluation pairs and their predictions."""
+
+    task: str
+    n_train: int
+    steps: int
+    curves: dict[str, list[tuple[int, float]]]
+    seconds: dict[str, float]
+    predictions: dict[str, np.ndarray]  # (n_eval, C) or (n_eval,)
+    scores: dict[str, float]
+
+
+def compare_on_task(
+    task: str,
+    train: PairData,
+    evaluation: PairData,
+    steps: int,
+    batch_size: int = 16,
+    lr: float = 5e-5,
+    head_lr: float = 1e-3,
+    max_length: int = 64,
+    eval_every: int = 0,
+    seed: int = 0,
+    start: str | None = None,
+    final: PairData | None = None,
+) -> PairComparison:
+    """Train a bi- and a cross-encoder from the same checkpoint with the same budget.
+
+    Both see ``train``'s pairs in the same seeded order for ``steps`` steps of
+    ``batch_size``, at body rate ``lr`` and head rate ``head_lr``, texts truncated to
+    ``max_length`` tokens (the cross-encoder's pair; each bi-encoder side gets the same
+    cap). Scores on ``evaluation`` (accuracy or Spearman x 100) every ``eval_every`` steps;
+    the returned predictions and scores are on ``final`` (default ``evaluation``).
+    """
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from embedlab.models import MINILM, load_model
+
+    start = start or MINILM
+    _, _, objective, classes, _ = TASKS[task]
+    ev1, ev2 = evaluation.s1, evaluation.s2
+    final = final or evaluation
+    curves, seconds, preds = {}, {}, {}
+
+    torch.manual_seed(seed)
+    cross = CrossEncoder(start, num_labels=classes, max_length=max_length, device="cpu")
+    log = train_cross_encoder(
+        cross,
+        train.s1,
+        train.s2,
+        train.target,
+        objective,
+        steps,
+        batch_size,
+        lr,
+        head_lr,
+        seed,
+        eval_every=eval_every,
+        evaluate=lambda: metric(task, cross_logits(cross, ev1, ev2), evaluation.gold),
+    )
+    preds["cross-encoder"] = cross_logits(cross, final.s1, final.s2)
+    curves["cross-encoder"], seconds["cross-encoder"] = log.curve, log.seconds
+
+    bi = load_model(start, max_seq_length=max_length)
+    log, head = train_bi_encoder(
+        bi,
+        train.s1,
+        train.s2,
+        train.target,
+        objective,
+        steps,
+        batch_size,
+        lr,
+        head_lr,
+        seed,
+        num_labels=classes,
+        eval_every=eval_every,
+        evaluate=lambda h: metric(task, bi_predict(bi, h, ev1, ev2), evaluation.gold),
+    )
+    preds["bi-encoder"] = bi_predict(bi, head, final.s1, final.s2)
+    curves["bi-encoder"], seconds["bi-encoder"] = log.curve, log.seconds
+    scores = {k: metric(task, p, final.gold) for k, p in preds.items()}
+    return PairComparison(task, len(train), steps, curves, seconds, preds, scores)
+
+
+# ------------------------------------------------------------------ the cached build
+
+COMPARISON_SETTINGS = {
+    "version": 1,
+    "steps": 80,  # x batch 16 = 1,280 training pairs, the same for both models
+    "batch_size": 16,
+    "lr": 5e-5,
+    "head_lr": 1e-3,
+    "max_length": 64,
+    "n_test": 1000,  # seeded test pairs scored at the end (all of them when fewer)
+    "n_curve": 200,  # the first of those, scored every eval_every steps for the curve
+    "eval_every": 20,
+    "seed": 0,
+}
+
+
+def comparison_key(task: str, settings: dict) -> str:
+    """Cache file stem: the task and a content hash of every setting."""
+    import hashlib
+    import json
+
+    blob = json.dumps({"task": task, **settings}, sort_keys=True).encode()
+    return f"pair-{task}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+def cached_comparison(task: str, settings: dict | None = None) -> PairComparison:
+    """:func:`compare_on_task` on a task's train / test splits, cached once built.
+
+    The result (curves, seconds, test predictions) is stored as JSON inside an ``.npy``
+    file under :func:`embedlab.rerank.artifacts_dir` (written atomically by
+    :func:`embedlab.cache.atomic_save`); ``make artifacts`` builds all of :data:`TASKS`.
+    The learning curve is scored on the first ``n_curve`` test pairs.
+    """
+    import json
+
+    from embedlab.cache import atomic_save, load_cached
+    from embedlab.rerank import artifacts_dir
+
+    cfg = {**COMPARISON_SETTINGS, **(settings or {})}
+    path = artifacts_dir() / f"{comparison_key(task, cfg)}.npy"
+    if (hit := load_cached(path)) is not None:
+        d = json.loads(str(hit))
+        preds = {k: np.asarray(v) for k, v in d["predictions"].items()}
+        curves = {k: [tuple(x) for x in v] for k, v in d["curves"].items()}
+        return PairComparison(
+            task, d["n_train"], d["steps"], curves, d["seconds"], preds, d["scores"]
+        )
+    train = load_pair_task(task, "train", cfg["seed"])
+    test = load_pair_task(task, "test", cfg["seed"])
+    n_train = min(len(train), cfg["steps"] * cfg["batch_size"])
+    test = test.head(min(len(test), cfg["n_test"]))
+    curve_part = test.head(cfg["n_curve"])
+    c = compare_on_task(
+        task,
+        train.head(n_train),
+        curve_part,
+        cfg["steps"],
+        cfg["batch_size"],
+        cfg["lr"],
+        cfg["head_lr"],
+        cfg["max_length"],
+        cfg["eval_every"],
+        cfg["seed"],
+        final=test,
+    )
+    d = {
+        "n_train": c.n_train,
+        "steps": c.steps,
+        "curves": c.curves,
+        "seconds": c.seconds,
+        "predictions": {k: v.tolist() for k, v in c.predictions.items()},
+        "scores": c.scores,
+    }
+    atomic_save(path, np.array(json.dumps(d)))
+    return c
+
+
+if __name__ == "__main__":  # python -m embedlab.pairtrain build: part of `make artifacts`
+    import sys
+
+    import embedlab
+
+    embedlab.setup()
+    if sys.argv[1:] != ["build"]:
+        raise SystemExit("usage: python -m embedlab.pairtrain build")
+    for name in TASKS:
+        t0 = time.perf_counter()
+        built = cached_comparison(name)
+        print(f"{name}: {built.scores} ({time.perf_counter() - t0:.0f} s)")
