@@ -30,6 +30,7 @@ from embedlab.evaluate import delta_mean, delta_spearman, retrieval_per_query, r
 from embedlab.models import MINILM, RERANKER, load_model, load_reranker
 from embedlab.pairtrain import (
     COMPARISON_SETTINGS,
+    NOTEBOOK_TASKS,
     TASKS,
     cached_comparison,
     cross_logits,
@@ -245,7 +246,7 @@ assert [s for s, _ in demo_log.curve] == [4, 8, 12]  # the mechanics; the eviden
 # %%
 # SICK-R and STS-B run through the same call (`cached_comparison("sickr")`, "stsb"); their
 # builds did not fit this commit's CPU budget, so only SICK entailment is reported here.
-PAIR_TASKS = ("sick-nli",)
+PAIR_TASKS = NOTEBOOK_TASKS
 comps = {task: cached_comparison(task) for task in PAIR_TASKS}
 cfg = COMPARISON_SETTINGS
 

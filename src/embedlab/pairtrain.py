@@ -28,6 +28,9 @@ import torch
 import torch.nn.functional as F
 
 OBJECTIVES = ("classify", "score", "listwise")
+# The tasks notebook 03 reports (and `make artifacts` builds); the others run through the
+# same call but did not fit the CI build budget yet.
+NOTEBOOK_TASKS = ("sick-nli",)
 TASKS = {
     # name: (loader, label column, objective, classes, score range)
     "sick-nli": ("sick", "label", "classify", 3, None),
@@ -481,7 +484,7 @@ def cached_comparison(task: str, settings: dict | None = None) -> PairComparison
 
     The result (curves, seconds, test predictions) is stored as JSON inside an ``.npy``
     file under :func:`embedlab.rerank.artifacts_dir` (written atomically by
-    :func:`embedlab.cache.atomic_save`); ``make artifacts`` builds all of :data:`TASKS`.
+    :func:`embedlab.cache.atomic_save`); ``make artifacts`` builds :data:`NOTEBOOK_TASKS`.
     The learning curve is scored on the first ``n_curve`` test pairs.
     """
     import json
@@ -534,9 +537,9 @@ if __name__ == "__main__":  # python -m embedlab.pairtrain build: part of `make 
     import embedlab
 
     embedlab.setup()
-    if sys.argv[1:] != ["build"]:
-        raise SystemExit("usage: python -m embedlab.pairtrain build")
-    for name in TASKS:
+    if sys.argv[1:2] != ["build"] or not set(sys.argv[2:]) <= set(TASKS):
+        raise SystemExit(f"usage: python -m embedlab.pairtrain build [{' | '.join(TASKS)} ...]")
+    for name in sys.argv[2:] or NOTEBOOK_TASKS:
         t0 = time.perf_counter()
         built = cached_comparison(name)
         print(f"{name}: {built.scores} ({time.perf_counter() - t0:.0f} s)")
