@@ -479,23 +479,36 @@ def comparison_key(task: str, settings: dict) -> str:
     return f"pair-{task}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
+def _read_json(path):
+    """The JSON object stored at ``path``, or None (absent, or unreadable: deleted)."""
+    import json
+
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError):
+        path.unlink(missing_ok=True)  # a damaged artifact is a miss, rebuilt below
+        return None
+    return d if isinstance(d, dict) else None
+
+
 def cached_comparison(task: str, settings: dict | None = None) -> PairComparison:
     """:func:`compare_on_task` on a task's train / test splits, cached once built.
 
-    The result (curves, seconds, test predictions) is stored as JSON inside an ``.npy``
-    file under :func:`embedlab.rerank.artifacts_dir` (written atomically by
-    :func:`embedlab.cache.atomic_save`); ``make artifacts`` builds :data:`NOTEBOOK_TASKS`.
+    The result (curves, seconds, test predictions) is stored as a JSON file under
+    :func:`embedlab.rerank.artifacts_dir`, written atomically by
+    :func:`embedlab.cache.atomic_write`; ``make artifacts`` builds :data:`NOTEBOOK_TASKS`.
     The learning curve is scored on the first ``n_curve`` test pairs.
     """
     import json
 
-    from embedlab.cache import atomic_save, load_cached
+    from embedlab.cache import atomic_write
     from embedlab.rerank import artifacts_dir
 
     cfg = {**COMPARISON_SETTINGS, **(settings or {})}
-    path = artifacts_dir() / f"{comparison_key(task, cfg)}.npy"
-    if (hit := load_cached(path)) is not None:
-        d = json.loads(str(hit))
+    path = artifacts_dir() / f"{comparison_key(task, cfg)}.json"
+    if (d := _read_json(path)) is not None:
         preds = {k: np.asarray(v) for k, v in d["predictions"].items()}
         curves = {k: [tuple(x) for x in v] for k, v in d["curves"].items()}
         return PairComparison(
@@ -527,7 +540,7 @@ def cached_comparison(task: str, settings: dict | None = None) -> PairComparison
         "predictions": {k: v.tolist() for k, v in c.predictions.items()},
         "scores": c.scores,
     }
-    atomic_save(path, np.array(json.dumps(d)))
+    atomic_write(path, lambda f: f.write(json.dumps(d).encode()))
     return c
 
 
