@@ -192,12 +192,13 @@ ax.grid(alpha=0.3, which="both")
 plt.show()
 
 # %% [markdown]
-# One query at a time, exact search slows down in proportion to N and, once the corpus no
-# longer fits in the CPU cache, tracks the dashed bandwidth line (the copy is only a proxy
-# for read bandwidth, so "near the line" is all we can claim; small corpora served from
-# cache beat it); batching queries
-# reuses each byte read for many queries, so it is limited by arithmetic instead and climbs
-# above the one-query bound.
+# One query at a time, exact search slows down in proportion to N; batching queries reuses
+# each byte read for many queries, so it is limited by arithmetic instead and climbs above
+# the one-query line. The dashed line is a *proxy* computed from a memory copy, and the
+# next cell prints where the one-query scan sits against it: when the scan runs above
+# 100% of it, the proxy is not a bound (a copy writes as much as it reads, a scan only
+# reads), so the honest reading is "QPS falls like 1/N", not "the scan sits at the
+# bound". A read-only scan (`np.sum` over the matrix) is the right yardstick: Try it 2.
 
 # %%
 # Wall-clock on a shared CPU: every comparison below is a ratio of medians of
@@ -207,8 +208,7 @@ bound_now = bandwidth_bound_qps(N_TARGET, bytes_per_vector(D, "float32"), bandwi
 print(
     f"N = {N_TARGET:,}: one-query scan at {one_big / bound_now:.0%} of the bound measured in turns"
 )
-assert one_big < 2 * bound_now, "a memory-bound scan cannot beat bandwidth (by much)"
-assert one_big > 0.05 * bound_now, "the scan should get near the bound"
+print("the copy proxy is", "a bound here" if one_big <= bound_now else "not a bound here")
 large = scale[scale.index >= 100_000]
 wins = int((large["batches of 100"] > large["one query at a time"]).sum())
 assert wins >= len(large) - 1, f"batching amortises the memory reads (won {wins}/{len(large)})"
@@ -220,6 +220,8 @@ assert scale["one query at a time"].iloc[0] > 10 * one_big, "QPS falls roughly l
 #    N = 10⁶. Does halving the bytes double the one-query QPS, as the bound predicts?
 #    (numpy has no fast float16 matrix-vector product; what does that tell you about
 #    where the time goes?)
+# 2. Measure read bandwidth with a read-only scan: time `X.sum(axis=0)` on the N = 10⁶
+#    matrix and divide its bytes by the seconds. Is the one-query search below that line?
 #
 # ## 3. faiss index families on the same vectors
 #
