@@ -7,6 +7,25 @@ import os
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _embedlab_env_is_left_as_found():
+    """Fail a test that changes an ``EMBEDLAB_*`` variable for the rest of the session.
+
+    CI sets EMBEDLAB_HOME to the project's cache; a test that deleted it (instead of
+    using ``monkeypatch``) once sent every later test, and the notebooks run from
+    tests/test_under_load.py, to an empty ``~/.cache/embedlab``.
+    """
+    before = {k: v for k, v in os.environ.items() if k.startswith("EMBEDLAB_")}
+    yield
+    after = {k: v for k, v in os.environ.items() if k.startswith("EMBEDLAB_")}
+    if after != before:
+        os.environ.update(before)
+        for k in set(after) - set(before):
+            del os.environ[k]
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        pytest.fail(f"the test changed {changed} without restoring them; use monkeypatch.setenv")
+
+
 @pytest.fixture
 def tmp_home(tmp_path, monkeypatch):
     """An isolated EMBEDLAB_HOME, so cache tests never see the user's cache."""

@@ -135,7 +135,7 @@ def test_entry_of_another_model_dimension_is_rejected(tmp_home, fakes):
 # ------------------------------------------------------------------ killed writers
 
 
-def test_kill_during_cache_write_then_clean_rerun(tmp_path, fakes):
+def test_kill_during_cache_write_then_clean_rerun(tmp_path, fakes, monkeypatch):
     home = tmp_path / "home"
     proc = _child(
         """
@@ -152,19 +152,16 @@ def test_kill_during_cache_write_then_clean_rerun(tmp_path, fakes):
     folder = home / "embeddings"
     leftovers = list(folder.iterdir())
     assert leftovers and all(p.name.startswith(".tmp-") for p in leftovers)
-    os.environ["EMBEDLAB_HOME"] = str(home)
-    try:
-        model = fakes.FakeModel()
-        first = cache.encode(model, TEXTS)
-        assert model.calls == 1 and first.shape == (3, 3)
-        assert leftovers[0].exists(), "a young temp file may belong to a live writer"
-        old = time.time() - 2 * cache.STALE_TMP_SECONDS
-        for p in leftovers:
-            os.utime(p, (old, old))
-        cache.encode(model, ["another", "batch"])  # the next write sweeps stale temp files
-        assert not any(p.exists() for p in leftovers)
-    finally:
-        del os.environ["EMBEDLAB_HOME"]
+    monkeypatch.setenv("EMBEDLAB_HOME", str(home))  # restored after the test, even in CI
+    model = fakes.FakeModel()
+    first = cache.encode(model, TEXTS)
+    assert model.calls == 1 and first.shape == (3, 3)
+    assert leftovers[0].exists(), "a young temp file may belong to a live writer"
+    old = time.time() - 2 * cache.STALE_TMP_SECONDS
+    for p in leftovers:
+        os.utime(p, (old, old))
+    cache.encode(model, ["another", "batch"])  # the next write sweeps stale temp files
+    assert not any(p.exists() for p in leftovers)
 
 
 def test_two_processes_writing_the_same_key(tmp_path, fakes):
