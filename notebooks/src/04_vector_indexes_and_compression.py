@@ -1,14 +1,19 @@
 # %% [markdown]
 # **You will learn**
 # - why exact search is one matrix product, and why its speed is set by memory bandwidth:
-#   queries per second measured against the bound *bandwidth / bytes read per query*;
-# - the faiss index families (Flat, IVF, HNSW, PQ, IVF-PQ) on the same real-structured
-#   vectors: recall@10 against queries/s, memory per vector and build time;
+#   queries per second measured against the bound *read bandwidth / bytes read per query*,
+#   with the read bandwidth measured by a plain scan of the same array;
+# - how to grow a realistic 10⁶-vector corpus from a few thousand real embeddings: draw
+#   distractors from a Gaussian mixture fitted to them, not noisy clones of them;
+# - the faiss index families (Flat, IVF, HNSW, PQ, IVF-PQ) on the same vectors: recall@10
+#   against queries/s, memory per vector and build time;
 # - how far an approximate index gets at N = 10⁶: recall@10 ≥ 0.95 at ≥ 10× exact speed?
 # - embedding compression on SciFact: float32 → float16 → int8 → binary (Hamming search,
-#   then float rescoring), and Matryoshka-style truncation of a model not trained for it.
+#   then float rescoring); truncating dimensions, and Matryoshka training that makes
+#   truncation work (measured with and without `MatryoshkaLoss`, same start and data).
 
 # %%
+import copy
 import random
 import time
 
@@ -16,6 +21,10 @@ import faiss
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from sentence_transformers.sentence_transformer.losses import (
+    MatryoshkaLoss,
+    MultipleNegativesRankingLoss,
+)
 from tqdm.auto import tqdm
 
 import embedlab
@@ -25,12 +34,10 @@ from embedlab.compress import (
     binarize,
     binary_search_rescore,
     bytes_per_vector,
-    copy_bandwidth,
     dequantize_int8,
     hamming_topk,
     int8_ranges,
     interleaved_times,
-    noisy_copies,
     quantize_int8,
     recall_at_k,
     rescore,
@@ -38,14 +45,16 @@ from embedlab.compress import (
 )
 from embedlab.data import load_scifact, load_sick, load_snli, load_stsb
 from embedlab.evaluate import delta_mean, retrieval_per_query
-from embedlab.models import MINILM, load_model
+from embedlab.models import MINILM, load_model, static_start
+from embedlab.negatives import pairs_from_beir, train_contrastive
 from embedlab.search import exact_topk, to_run
+from embedlab.synthetic import fit_mixture, sample_mixture
 
 FAST = embedlab.profile().name == "fast"
 N_SENTENCES = 3_000 if FAST else None  # None: every unique STS-B/SICK/SNLI test sentence
 N_FAMILY = 100_000 if FAST else 1_000_000  # corpus size of the index-family comparison
 N_TARGET = 1_000_000  # corpus size of the scale curve and of the recall/QPS target
-NOISE = 0.03  # std of the noise added to real embeddings to synthesise the large corpus
+N_COMPONENTS = 64  # Gaussian-mixture components fitted to the real vectors
 K = 10
 
 sf = load_scifact("test")
@@ -65,7 +74,7 @@ embedlab.run_line(
         "SciFact test queries": len(sf.queries),
         "SciFact docs": len(sf.corpus),
         "STS-B/SICK/SNLI sentences": len(sentences),
-        "synthetic corpus": N_TARGET,
+        "index corpus (real + mixture draws)": N_TARGET,
     },
 )
 print(sf.subset_note)
@@ -82,13 +91,13 @@ model = load_model(MINILM)
 doc_emb = encode(model, sf.doc_texts)  # (N, D) SciFact abstracts
 query_emb = encode(model, [sf.queries[q] for q in sf.query_ids])  # (Q, D)
 sent_emb = encode(model, sentences)  # (S, D)
-real = np.vstack([doc_emb, sent_emb])  # the real vectors the synthetic corpus grows from
+real = np.vstack([doc_emb, sent_emb])  # the real vectors the distractors are fitted to
 
 # %%
 # NBVAL_CHECK_OUTPUT
 D = doc_emb.shape[1]
 print("SciFact docs (N, D):", doc_emb.shape, "| queries (Q, D):", query_emb.shape)
-print("real vectors for the synthetic corpus:", real.shape)
+print("real vectors the distractors are fitted to:", real.shape)
 print("float32 bytes per vector:", bytes_per_vector(D, "float32"))
 
 # %% [markdown]
@@ -96,36 +105,72 @@ print("float32 bytes per vector:", bytes_per_vector(D, "float32"))
 #
 # With unit vectors, cosine is a dot product, so scoring one query against a corpus
 # $C$ of shape (N, D) is one matrix–vector product $s = Cq$, followed by a top-k. Each
-# query reads all $N \cdot D \cdot 4$ bytes of a float32 corpus. Reading memory has a
+# query reads all $N \cdot D \cdot 4$ bytes of a float32 corpus, and reading memory has a
 # speed limit, so one query at a time can never beat
 #
-# $$\text{QPS}_{\max} = \frac{\text{bandwidth (bytes/s)}}{N \cdot D \cdot 4}.$$
+# $$\text{QPS}_{\max}(N) = \frac{\text{read bandwidth (bytes/s)}}{N \cdot D \cdot 4}.$$
 #
-# We measure the bandwidth with a numpy copy of a 400 MB array (far larger than the CPU
-# caches), counting bytes read plus bytes written per second, as the STREAM benchmark's
-# "Copy" does.
+# We measure the read bandwidth with the plainest possible scans of *the same array*,
+# timed in turns with the searches (so all see the same load): a column sum
+# (`C.sum(axis=0)`, the STREAM-style "read" kernel, as in
+# `embedlab.synthetic.read_bandwidth`) and the product with a vector of ones (`C @ 1`, the
+# search's own matrix-vector product without the top-k). Each reads every byte once and
+# does one operation per number; the faster one, at its best of three turns, sets the
+# bound. A search does at least that much work per byte, so this is a bound at every N,
+# whether the array sits in the CPU caches (small N) or in main memory (large N).
+# A batch of B queries shares one read of the corpus, so its bound is B times higher.
 #
 # **A large corpus with real structure.** Ten million texts would take days to encode
-# here, so we grow one: each synthetic vector is a random real embedding from section 1
-# plus Gaussian noise (std `NOISE` per dimension), re-normalised. It keeps the clusters of
-# the real data (topics, the two domains), but every real vector becomes a tight cloud of
-# copies, which flatters the approximate indexes below a little compared with 10⁶
-# genuinely different texts. Queries are the 300 real SciFact queries (never in the corpus).
+# here, so we keep the real vectors of section 1 and add **distractors drawn from a
+# distribution fitted to them**: a Gaussian mixture (`N_COMPONENTS` components, means and
+# weights from k-means, one shared full covariance from the within-cluster residuals),
+# each draw re-normalised. It keeps the real data's topics, domains and correlations
+# between dimensions, but no distractor is a copy of a real vector: adding noisy clones
+# instead would make every real vector a tight cloud of near-duplicates, which flatters
+# IVF (its cells hold clones) and penalises PQ (near-ties crowd the top-k). The real
+# vectors come first in the corpus; queries are the 300 real SciFact queries (not in it).
 
 # %%
-bandwidth = copy_bandwidth()
-X = noisy_copies(real, N_TARGET, noise=NOISE, seed=0)  # (N_TARGET, D) unit vectors
-source_cos = float(np.mean(np.sum(X[:2000] * real[np.argmax(X[:2000] @ real.T, axis=1)], axis=1)))
+mixture = fit_mixture(real, N_COMPONENTS, seed=0)
+X = np.vstack([real, sample_mixture(mixture, N_TARGET - len(real), seed=0)])  # (N_TARGET, D)
+n_real = len(real)
+
+
+def median_top1(q: np.ndarray, c: np.ndarray) -> float:
+    """Median over the rows of q of the cosine with their nearest row of c."""
+    return float(np.median((q @ c.T).max(axis=1)))
+
+
+realism = pd.DataFrame(
+    {
+        "real vectors": [
+            median_top1(query_emb, real),
+            median_top1(real[:500], real[500:]),
+        ],
+        "as many distractors": [
+            median_top1(query_emb, X[n_real : 2 * n_real]),
+            median_top1(real[:500], X[n_real : 2 * n_real - 500]),
+        ],
+    },
+    index=["query -> nearest", "real vector -> nearest"],
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("synthetic corpus (N, D):", X.shape, X.dtype, f"| {X.nbytes / 1e9:.2f} GB")
-print(f"expected cosine of a copy with its source: {1 / np.sqrt(1 + D * NOISE**2):.3f}")
+print("corpus (N, D):", X.shape, X.dtype, f"| {X.nbytes / 1e9:.2f} GB | real vectors {n_real:,}")
+print(f"Gaussian mixture: {N_COMPONENTS} components, shared {D} x {D} covariance")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"measured mean cosine of a copy with its nearest real vector: {source_cos:.3f}")
-print(f"copy bandwidth: {bandwidth / 1e9:.1f} GB/s (bytes read + written per second)")
+print("median cosine to the nearest vector, in the real set vs in as many distractors:")
+print(realism.round(3).to_string())
+
+# %% [markdown]
+# The distractors are *neighbours* of the real data (their nearest-neighbour cosines are
+# in the same range, printed above), not copies of it. A Gaussian is smoother than real
+# text, which has near-duplicates and dense topical pockets, so the real vectors usually
+# find closer neighbours among themselves than among as many draws: the corpus is, if
+# anything, harder for an index than copies, and closer to 10⁶ genuinely different texts.
 
 
 # %%
@@ -143,33 +188,45 @@ _, ref = flat_small.search(query_emb[:5], K)
 assert all(set(exact_one(X[:10_000], q)) == set(r) for q, r in zip(query_emb[:5], ref, strict=True))
 
 sizes = [10_000, 30_000, 100_000, 300_000, N_TARGET]
-copy_src = np.ones(12_500_000)  # 100 MB (>> CPU caches): bandwidth re-measured in turns
-copy_dst = np.empty_like(copy_src)  # with the largest scans, so both see the same load
+ones = np.ones(D, dtype=np.float32)
 scale = []
 for n in tqdm(sizes, desc="exact search vs N"):
     n_single = int(np.clip(1e7 / n, 8, 100))  # fewer one-by-one queries for big N
-    work = {
+    work = {  # each timed over the same m repeats of its own unit of work
+        "column sum": lambda n=n, m=n_single: [X[:n].sum(axis=0) for _ in range(m)],
+        "C @ 1": lambda n=n, m=n_single: [X[:n] @ ones for _ in range(m)],
         "one": lambda n=n, m=n_single: [exact_one(X[:n], q) for q in query_emb[:m]],
         "batch": lambda n=n: exact_topk(query_emb[:100], X[:n], K, normalize=False),
     }
-    if n == N_TARGET:
-        work["copy"] = lambda src=copy_src, dst=copy_dst: np.copyto(dst, src)
-    secs = interleaved_times(work, repeats=3)  # in turns, medians: fair ratios under load
+    turns = [interleaved_times(work, repeats=1) for _ in range(3)]  # in turns: same load
+    best = {w: min(t[w] for t in turns) for w in work}  # the scans: their fastest read
+    median = {w: float(np.median([t[w] for t in turns])) for w in work}  # the searches
+    scan_s = min(best["column sum"], best["C @ 1"])  # the faster plain read sets the bound
+    bandwidth = n_single * X[:n].nbytes / scan_s  # bytes per second
     bound = bandwidth_bound_qps(n, bytes_per_vector(D, "float32"), bandwidth)
-    row = {
-        "N": n,
-        "one query at a time": n_single / secs["one"],
-        "batches of 100": 100 / secs["batch"],
-    }
-    scale.append({**row, "bandwidth bound": bound})
-bandwidth_now = 2 * copy_src.nbytes / secs["copy"]  # STREAM Copy: bytes read + written
-del copy_src, copy_dst, work
+    scale.append(
+        {
+            "N": n,
+            "read GB/s": bandwidth / 1e9,
+            "one query at a time": n_single / median["one"],
+            "bandwidth bound": bound,
+            "batches of 100": 100 / median["batch"],
+            "batch bound (x100)": 100 * bound,
+        }
+    )
+del work
 scale = pd.DataFrame(scale).set_index("N")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(scale.round(1).to_string())
 big = scale.loc[N_TARGET]
+below = {
+    "one query / its bound": scale["one query at a time"] / scale["bandwidth bound"],
+    "batch of 100 / its bound": scale["batches of 100"] / scale["batch bound (x100)"],
+}
+print("\nmeasured QPS as a fraction of its bound, per N:")
+print(pd.DataFrame(below).round(2).to_string())
 print(
     f"\nN = {N_TARGET:,}: one query at a time reaches "
     f"{big['one query at a time'] / big['bandwidth bound']:.0%} of the bandwidth bound; "
@@ -178,7 +235,12 @@ print(
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4))
-for col, style in zip(scale.columns, ("o-", "s-", "k--"), strict=True):
+for col, style in (
+    ("one query at a time", "o-C0"),
+    ("bandwidth bound", "--C0"),
+    ("batches of 100", "s-C1"),
+    ("batch bound (x100)", "--C1"),
+):
     ax.plot(scale.index, scale[col], style, label=col)
 ax.set(
     xscale="log",
@@ -192,27 +254,24 @@ ax.grid(alpha=0.3, which="both")
 plt.show()
 
 # %% [markdown]
-# One query at a time, exact search slows down in proportion to N; batching queries reuses
-# each byte read for many queries, so it is limited by arithmetic instead and climbs above
-# the one-query line. The dashed line is a *proxy* computed from a memory copy, and the
-# next cell prints where the one-query scan sits against it: when the scan runs above
-# 100% of it, the proxy is not a bound (a copy writes as much as it reads, a scan only
-# reads), so the honest reading is "QPS falls like 1/N", not "the scan sits at the
-# bound". A read-only scan (`np.sum` over the matrix) is the right yardstick: Try it 2.
+# Every measured point sits below its dashed bound, as a bound must (the fractions are
+# printed above). One query at a time, exact search slows down in proportion to N and
+# stays within a small factor of the line: the scan is memory-bound, and the partial sort
+# and Python call add the rest. Batching queries reuses each byte read for many queries,
+# so the batch curve climbs far above the *one-query* bound; it stays under its own
+# (x100) line because arithmetic, not memory, then limits it.
 
 # %%
 # Wall-clock on a shared CPU: every comparison below is a ratio of medians of
 # measurements taken in turns (interleaved_times), with wide margins.
 one_big = big["one query at a time"]
-bound_now = bandwidth_bound_qps(N_TARGET, bytes_per_vector(D, "float32"), bandwidth_now)
-print(
-    f"N = {N_TARGET:,}: one-query scan at {one_big / bound_now:.0%} of the bound measured in turns"
-)
-print("the copy proxy is", "a bound here" if one_big <= bound_now else "not a bound here")
 large = scale[scale.index >= 100_000]
 wins = int((large["batches of 100"] > large["one query at a time"]).sum())
 assert wins >= len(large) - 1, f"batching amortises the memory reads (won {wins}/{len(large)})"
-assert scale["one query at a time"].iloc[0] > 10 * one_big, "QPS falls roughly like 1/N (100x N)"
+assert scale["one query at a time"].iloc[0] > 10 * one_big, "QPS falls roughly like 1/N"
+# the bound is the best of three turns of a plain read, the search a median of three
+assert (below["one query / its bound"] < 1.0).all(), "a search cannot out-read a plain scan"
+assert (below["batch of 100 / its bound"] < 1.0).all()
 
 # %% [markdown]
 # **Try it**
@@ -220,8 +279,8 @@ assert scale["one query at a time"].iloc[0] > 10 * one_big, "QPS falls roughly l
 #    N = 10⁶. Does halving the bytes double the one-query QPS, as the bound predicts?
 #    (numpy has no fast float16 matrix-vector product; what does that tell you about
 #    where the time goes?)
-# 2. Measure read bandwidth with a read-only scan: time `X.sum(axis=0)` on the N = 10⁶
-#    matrix and divide its bytes by the seconds. Is the one-query search below that line?
+# 2. Limit numpy's BLAS to one thread (`threadpoolctl.threadpool_limits(1)`) and re-run
+#    the loop. Which of the two plain reads moves, and does the one-query search follow it?
 #
 # ## 3. faiss index families on the same vectors
 #
@@ -232,9 +291,10 @@ assert scale["one query at a time"].iloc[0] > 10 * one_big, "QPS falls roughly l
 # | `Flat` | exact scan (the reference) | none |
 # | `IVF{nlist},Flat` | k-means cells; scan only the `nprobe` cells nearest the query | `nprobe` |
 # | `HNSW32` | a navigable small-world graph, 32 links per node; greedy walk | `efSearch` |
-# | `IVF{nlist},PQ48` | IVF cells holding product-quantization codes: 48 sub-vectors, one byte each (48 B/vector) | `nprobe` |
+# | `PQ48` | product quantization alone: each vector cut into 48 sub-vectors of 8 dims, each stored as the id (1 byte) of its nearest of 256 k-means centroids; an exhaustive scan of the codes with per-query lookup tables | none |
+# | `IVF{nlist},PQ48` | IVF cells holding the same PQ codes (of the residual to the cell centroid) | `nprobe` |
 #
-# We build each on the first `N_FAMILY` synthetic vectors and measure build time,
+# We build each on the first `N_FAMILY` vectors of the corpus and measure build time,
 # memory per vector (the serialized index size / N: codes, ids, graph links, centroids)
 # and, for each knob value, recall@10 against exact search and queries/s (the 300 queries
 # in one batch). k-means (IVF cells, PQ codebooks) trains on a seeded sample of
@@ -280,6 +340,7 @@ families = {
     "Flat": ("Flat", None, []),
     f"IVF{nl},Flat": (f"IVF{nl},Flat", "nprobe", [1, 2, 4, 8, 16, 32, 64]),
     "HNSW32": ("HNSW32", "efSearch", [16, 32, 64, 128, 256]),
+    "PQ48": ("PQ48", None, []),
     f"IVF{nl},PQ48": (f"IVF{nl},PQ48", "nprobe", [1, 4, 16, 64]),
 }
 curves, costs = [], []
@@ -295,7 +356,7 @@ curves, costs = pd.DataFrame(curves), pd.DataFrame(costs).set_index("index")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"N = {N_FAMILY:,} synthetic vectors, 300 real SciFact queries, k = {K}\n")
+print(f"N = {N_FAMILY:,} vectors ({n_real:,} real), 300 real SciFact queries, k = {K}\n")
 print(curves.round(3).to_string(index=False))
 print()
 print(costs.round(1).to_string())
@@ -324,8 +385,12 @@ plt.show()
 # %% [markdown]
 # Graph (HNSW) and cell (IVF) indexes keep full vectors and reach high recall many times
 # faster than the exact scan, HNSW paying with a longer build than IVF and extra memory for
-# its links; PQ codes are many times smaller but cap recall well below 1, because their
-# scores are approximate.
+# its links. **PQ on its own** (the single diamond) scans every code, so it is no faster
+# than it is small: its point is memory, a few dozen bytes per vector instead of 1,536,
+# and its recall (printed above) is capped well below 1 because every score is computed
+# from centroids, not from the vector. IVF-PQ adds cells on top, trading a little more
+# recall for speed (its codes describe the residual to a cell centroid, a smaller
+# vector, so they can even be a little more accurate than PQ alone).
 
 # %%
 best = curves[curves["recall@10"] >= 0.95].sort_values("QPS").groupby("index").tail(1)
@@ -339,14 +404,22 @@ assert costs.loc["HNSW32", "bytes / vector"] > costs.loc["Flat", "bytes / vector
 hnsw_vs_ivf = costs.loc["HNSW32", "build s"] / costs.loc[f"IVF{nl},Flat", "build s"]
 print(f"HNSW32 took {hnsw_vs_ivf:.1f}x as long to build as IVF{nl},Flat (one run each)")
 assert curves.loc[curves["index"] == f"IVF{nl},PQ48", "recall@10"].max() < 0.95, "PQ is lossy"
+pq_alone = curves.loc[curves["index"] == "PQ48"].iloc[0]
+assert costs.loc["PQ48", "bytes / vector"] < costs.loc["Flat", "bytes / vector"] / 10
+assert pq_alone["recall@10"] < 0.95, "PQ codes alone approximate every score"
+ivfpq_best = curves.loc[curves["index"] == f"IVF{nl},PQ48", "recall@10"].max()
+print(
+    f"PQ48 alone: recall@10 {pq_alone['recall@10']:.3f} at "
+    f"{costs.loc['PQ48', 'bytes / vector']:.1f} bytes/vector "
+    f"(Flat {costs.loc['Flat', 'bytes / vector']:.0f}); IVF-PQ48 best {ivfpq_best:.3f}"
+)
 
 # %% [markdown]
 # **Try it**
-# 2. Build `"PQ48"` alone (an exhaustive scan of PQ codes, left out here because its
-#    codebook training takes tens of seconds on two cores) and compare it with IVF-PQ. Then add
-#    a refinement stage to PQ: `faiss.IndexRefineFlat(index)` re-scores the PQ
+# 2. Add a refinement stage to PQ: `faiss.IndexRefineFlat(index)` re-scores the PQ
 #    shortlist with the stored float vectors (`index.k_factor` sets the shortlist size).
-#    How much recall does it buy back, and what does it cost in memory?
+#    How much recall does it buy back, and what does it cost in memory? Then try `PQ16`
+#    and `PQ96`: how does recall move with the bytes per vector?
 #
 # ## 4. The target at N = 10⁶: recall@10 ≥ 0.95 at ≥ 10× the exact QPS
 #
@@ -370,7 +443,7 @@ truth_big = np.vstack(parts)  # (Q, k) true top-10
 exact_qps = 1 / float(np.median(exact_secs))
 nl_big = nlist_for(N_TARGET)
 ivf, ivf_build_s = build(f"IVF{nl_big},Flat", X, train_n=40 * nl_big)
-target = pd.DataFrame(sweep(ivf, "nprobe", [1, 2, 4, 8, 16, 32, 64], truth_big))
+target = pd.DataFrame(sweep(ivf, "nprobe", [1, 2, 4, 8, 16, 32, 64, 128, 256], truth_big))
 target["speed-up vs exact"] = target["QPS"] / exact_qps
 del ivf
 
@@ -423,7 +496,7 @@ plt.show()
 # %%
 assert target["recall@10"].diff().dropna().min() >= 0, "more probes never lose neighbours"
 assert target["recall@10"].max() >= 0.95, "enough probes must reach recall 0.95"
-assert best_speedup > 3, "IVF at recall 0.95 should be several times faster than exact"
+assert best_speedup > 1, "IVF at recall 0.95 should still beat the exact scan"
 
 # %% [markdown]
 # ## 5. Compressing the embeddings: float32 → float16 → int8 → binary
@@ -467,6 +540,13 @@ def ndcg(scores: np.ndarray, idx: np.ndarray, name: str | None = None) -> float:
 def float_ndcg(docs: np.ndarray, queries: np.ndarray = query_emb, name: str | None = None) -> float:
     """nDCG@10 of exact dot-product search of float queries against (N, D) docs."""
     return ndcg(*exact_topk(queries, docs, K, normalize=False), name=name)
+
+
+def ndcg_per_query(scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(Q,) SciFact nDCG@10 of each query, in sorted query-id order."""
+    run = to_run(np.asarray(scores, dtype=np.float64), idx, sf.query_ids, sf.doc_ids)
+    per_q = retrieval_per_query(run, sf.qrels, k=10)
+    return np.array([per_q[q]["ndcg@10"] for q in sorted(sf.qrels)])
 
 
 ranges = int8_ranges(doc_emb)
@@ -547,11 +627,12 @@ assert resc_pm1 > ham, "rescoring with the float query helps"
 assert resc_disk - ham > 0.7 * (f32 - ham), "float rescoring recovers most of float32"
 
 # %% [markdown]
-# ## 6. Matryoshka-style truncation of a model not trained for it
+# ## 6. Fewer dimensions: truncation, and Matryoshka training
 #
 # Models trained with a Matryoshka loss (Kusupati et al. 2022) put the most useful
 # information in their leading dimensions, so `embedding[:d]` (re-normalised) is a good
-# d-dimensional embedding. all-MiniLM-L6-v2 was *not* trained that way. How far can we cut?
+# d-dimensional embedding. all-MiniLM-L6-v2 was *not* trained that way. First: how far can
+# we cut it anyway? Then we train with and without the loss and measure what it buys.
 
 # %%
 dims = [384, 256, 192, 128, 96, 64, 48, 32, 16]
@@ -612,6 +693,100 @@ assert trunc[384] - trunc[32] > 10, "without Matryoshka training, heavy truncati
 assert comp.loc["int8 (ours)", "nDCG@10"] > trunc[96]
 
 # %% [markdown]
+# ### Matryoshka training, measured
+#
+# Truncating a model that was never trained for it says little about Matryoshka
+# embeddings. So we train the same model twice, the only difference being the loss:
+#
+# - **the start**: the static token-embedding model of notebooks 05–07 (MiniLM's input
+#   embeddings, averaged; D = 384), which trains in seconds on a CPU;
+# - **the data and objective**: notebook 06's recipe, every SciFact train (claim, cited
+#   abstract) pair, in-batch negatives (`MultipleNegativesRankingLoss`, scale 20), batches
+#   of 64 without duplicates, 2 epochs, learning rate 0.05, seed 0; the same for both;
+# - **plain**: that loss on the full 384 dimensions, truncated afterwards;
+# - **Matryoshka**: `MatryoshkaLoss(model, loss, matryoshka_dims=[384, 256, 128, 64, 32])`,
+#   which adds the same loss computed on each prefix of the embedding.
+#
+# Both are scored on the SciFact test claims (nDCG@10 over this notebook's corpus) with
+# their embeddings cut to each size and re-normalised; the difference at 64 dimensions
+# gets a paired bootstrap interval over the claims. No setting was tuned on test: they
+# are notebook 06's.
+
+# %%
+MRL_DIMS = [384, 256, 128, 64, 32]
+sf_pairs = pairs_from_beir(load_scifact("train"))  # (claim, abstract) rows
+start = static_start()  # notebooks 05-07: MiniLM input embeddings, averaged
+
+
+def train_static(matryoshka: bool):
+    """A copy of the static start trained with in-batch negatives, in MatryoshkaLoss or not."""
+    model = copy.deepcopy(start)
+    loss = MultipleNegativesRankingLoss(model, scale=20.0)
+    if matryoshka:
+        loss = MatryoshkaLoss(model, loss, matryoshka_dims=MRL_DIMS)
+    train_contrastive(model, sf_pairs, loss, batch_size=64, epochs=2, lr=0.05, seed=0)
+    return model
+
+
+def ndcg_by_dim(model) -> dict[int, np.ndarray]:
+    """(Q,) per-claim SciFact nDCG@10 with embeddings cut to each of MRL_DIMS."""
+    q = encode(model, [sf.queries[i] for i in sf.query_ids])  # (Q, 384)
+    d = encode(model, sf.doc_texts)  # (N, 384)
+    return {m: ndcg_per_query(*exact_topk(truncate(q, m), truncate(d, m), K)) for m in MRL_DIMS}
+
+
+start_time = time.perf_counter()
+mrl_per_q = {
+    "untrained start": ndcg_by_dim(start),
+    "plain, truncated": ndcg_by_dim(train_static(False)),
+    "MatryoshkaLoss": ndcg_by_dim(train_static(True)),
+}
+mrl_seconds = time.perf_counter() - start_time
+mrl = pd.DataFrame(
+    {name: {m: 100 * v[m].mean() for m in MRL_DIMS} for name, v in mrl_per_q.items()}
+).rename_axis("dims")
+mrl_gain = {
+    m: delta_mean(mrl_per_q["plain, truncated"][m], mrl_per_q["MatryoshkaLoss"][m])
+    for m in MRL_DIMS
+}
+mrl["Matryoshka minus plain"] = [mrl_gain[m].delta for m in MRL_DIMS]
+mrl["95% CI"] = [f"[{mrl_gain[m].low:+.2f}, {mrl_gain[m].high:+.2f}]" for m in MRL_DIMS]
+
+# %%
+print(f"SciFact test nDCG@10 x 100, {len(sf.query_ids)} claims, {len(sf.doc_ids):,} abstracts")
+print(mrl.round(2).to_string())
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"two trainings and three evaluations: {mrl_seconds:.1f} s")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.8))
+for name, style in zip(mrl_per_q, ("k:", "o-", "s-"), strict=True):
+    ax.plot(MRL_DIMS, mrl[name], style, label=name)
+ax.set(
+    xscale="log",
+    xlabel="embedding dimensions kept (first d, re-normalised)",
+    ylabel="SciFact nDCG@10 x 100",
+    title="Same start, data and steps; only the loss differs",
+)
+ax.set_xticks(MRL_DIMS, [str(m) for m in MRL_DIMS])
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# At full size the two trainings land close together (the table's first row); as
+# dimensions are cut, the plainly trained model falls away and the Matryoshka-trained one
+# holds on, because its loss made every prefix a usable embedding. The interval at each
+# size says where the gap is more than noise over the test pairs.
+
+# %%
+gain64 = mrl_gain[64]
+assert gain64.low > 0, f"Matryoshka training should win at 64 dims, got {gain64}"
+assert mrl.loc[64, "MatryoshkaLoss"] > mrl.loc[64, "untrained start"]
+
+# %% [markdown]
 # **Try it**
 # 3. Fit `sklearn.decomposition.PCA(64)` on `doc_emb`, project docs and queries, re-normalise,
 #    and compare with `truncate(..., 64)`. PCA chooses the dimensions that carry the most
@@ -619,15 +794,15 @@ assert comp.loc["int8 (ours)", "nDCG@10"] > trunc[96]
 #
 # ## Summary
 #
-# Measured in this run (SciFact corpus as printed at the top; large corpus synthesised from
-# real MiniLM embeddings + noise):
+# Measured in this run (SciFact corpus as printed at the top; the 10⁶ corpus is the real
+# MiniLM vectors plus distractors drawn from a Gaussian mixture fitted to them):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 resc_best_pm1 = resc["±1 codes"].max()
 summary = pd.DataFrame(
     [
-        ("copy bandwidth", f"{bandwidth / 1e9:.1f} GB/s", ""),
+        (f"read bandwidth, plain scan, N={N_TARGET:,}", f"{big['read GB/s']:.1f} GB/s", ""),
         (
             f"exact, 1 query at a time, N={N_TARGET:,}",
             f"{one_big:.1f} QPS",
@@ -654,33 +829,68 @@ summary = pd.DataFrame(
             "vs float32, x4 shortlist",
         ),
         ("truncation: fewest dims within 2 points", f"{within_2}", "of 384"),
+        (
+            "PQ48 alone (exhaustive codes)",
+            f"recall@10 {pq_alone['recall@10']:.3f}",
+            f"{costs.loc['PQ48', 'bytes / vector']:.1f} B/vector, N={N_FAMILY:,}",
+        ),
+        (
+            "SciFact nDCG@10 at 64 dims, Matryoshka minus plain",
+            f"{gain64.delta:+.2f}",
+            f"95% CI [{gain64.low:+.2f}, {gain64.high:+.2f}]",
+        ),
     ],
     columns=["measurement", "value", "note"],
 )
 print(summary.to_string(index=False))
 sf_setting = "full SciFact corpus" if not FAST else "SciFact fast subset"
+
+
+per_q_f32 = ndcg_per_query(*exact_topk(query_emb, doc_emb, K, normalize=False))
+int8_change = delta_mean(
+    per_q_f32,
+    ndcg_per_query(*exact_topk(query_emb, dequantize_int8(codes8, ranges), K, normalize=False)),
+)
+binary_change = delta_mean(
+    per_q_f32, ndcg_per_query(*binary_search_rescore(query_emb, bits, K, multiplier=4))
+)
 embedlab.report_claims(
     "04",
     [
         embedlab.claim(
-            "ivf-speedup-noisy-clones",
+            "ivf-speedup-at-095",
             f"IVF speed-up over exact search at recall@10 >= 0.95, N={N_TARGET:,}",
-            "faiss (IVF): >= 10x targeted", best_speedup,
-            "synthetic corpus of noisy copies of real MiniLM vectors, which flatters IVF; "
-            "2-core CPU", "not comparable",
+            "faiss (IVF): >= 10x targeted",
+            best_speedup,
+            f"real MiniLM vectors + Gaussian-mixture distractors; target {'met' if hit else 'missed'}; "
+            "2-core CPU",
+            "not comparable",
+        ),
+        embedlab.claim(
+            "int8-ndcg-change",
+            "int8 scalar quantization minus float32, SciFact nDCG@10",
+            "SBERT docs, embedding quantization",
+            int8_change.delta,
+            sf_setting,
+            "not comparable",
+            ci95=int8_change.ci95,
+        ),
+        embedlab.claim(
+            "binary-rescore-ndcg-change",
+            "binary codes + rescoring minus float32, SciFact nDCG@10 (32x smaller)",
+            "SBERT docs, embedding quantization",
+            binary_change.delta,
+            sf_setting + ", x4 shortlist",
+            "not comparable",
+            ci95=binary_change.ci95,
         ),
         embedlab.comparison(
-            "int8-minus-float32", "int8 scalar quantization minus float32, SciFact nDCG@10",
-            "SBERT docs, embedding quantization: int8 keeps ~97-99% of quality",
-            delta_mean(per_query_ndcg["float32"], per_query_ndcg["int8"]), sf_setting,
-            verdict="not comparable",
-        ),
-        embedlab.comparison(
-            "binary-rescore-minus-float32",
-            "binary codes + rescoring (x4 shortlist) minus float32, SciFact nDCG@10",
-            "SBERT docs, embedding quantization: binary + rescoring keeps ~96% of quality",
-            delta_mean(per_query_ndcg["float32"], per_query_ndcg["binary+rescore"]),
-            sf_setting + ", 32x smaller", verdict="not comparable",
+            "matryoshka-gain-64",
+            "SciFact nDCG@10 at 64 dims: MatryoshkaLoss-trained minus plain-trained, truncated",
+            "Kusupati et al. 2022 (Matryoshka representation learning)",
+            gain64,
+            f"static start, SciFact train pairs, MNRL, 2 epochs x 64; {sf_setting}, "
+            f"{len(sf.query_ids)} claims",
         ),
     ],
 )  # fmt: skip
@@ -688,15 +898,21 @@ embedlab.report_claims(
 # %% [markdown]
 # - Exact search is a matrix product whose one-query speed is bounded by memory bandwidth
 #   (bytes read per query); batching queries moves the limit from memory to arithmetic.
-# - Approximate indexes trade recall for speed: IVF and HNSW reach high recall far faster
-#   than a scan; PQ shrinks memory drastically but needs a refinement step for high recall.
+# - Approximate indexes trade recall for speed. How much speed a given recall costs
+#   depends on the data: on distractors drawn from a distribution fitted to real vectors
+#   (no clones to fall back on), IVF needs many probes to reach recall 0.95 at N = 10⁶,
+#   and its speed-up there is the one printed in section 4, not the tens of times a
+#   corpus of noisy copies suggests. PQ shrinks memory drastically but caps recall.
 # - float16 and int8 are nearly free; binary codes cost quality, most of which float
 #   rescoring of a short Hamming shortlist buys back at 32× less memory.
 # - A model not trained with a Matryoshka loss tolerates only mild truncation; at equal
-#   bytes, quantization beats truncation.
-# - Caveats: the large corpus is synthetic (noisy copies of real embeddings, easier for
-#   IVF than real text); SciFact scores on the fast subset are inflated; timings are
-#   wall-clock on a shared 2-core CPU.
+#   bytes, quantization beats truncation. Training with `MatryoshkaLoss` (same start, data
+#   and steps) makes short prefixes usable: the 64-dimension gain and its interval are
+#   in the claims above.
+# - PQ alone shrinks vectors to a few dozen bytes but caps recall; it is a memory tool.
+# - Caveats: beyond the few thousand real vectors, the 10⁶ corpus is drawn from a Gaussian
+#   mixture fitted to them (smoother than real text); SciFact scores on the fast subset
+#   are inflated; timings are wall-clock on a shared 2-core CPU.
 #
 # ## Exercises
 #
