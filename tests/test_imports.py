@@ -12,13 +12,15 @@ Python performs before any submodule is not an edge: every submodule has it.
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
 PACKAGE = "embedlab"
 
 Graph = dict[str, set[str]]
@@ -197,3 +199,12 @@ def test_importing_the_runtime_loads_no_build_tooling():
     cmd = [sys.executable, "-c", code, *BUILDERS]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_console_scripts_point_at_functions():
+    """``pyproject.toml``'s entry points follow the modules they name when those move."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, target in scripts.items():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func, None)), f"{name}={target}"
