@@ -295,8 +295,7 @@ def run(e: Entry, timeout: int = 900) -> float:
     """
     from nbclient import NotebookClient
 
-    from embedlab.config import mirror_dir
-    from embedlab.rerank import artifacts_dir
+    from embedlab.config import artifacts_dir, mirror_dir
 
     nb = build_notebook(e)
     saved, artifacts = dict(os.environ), str(artifacts_dir())
@@ -350,8 +349,7 @@ def course() -> dict:
     """
     import subprocess
 
-    from embedlab.config import mirror_dir
-    from embedlab.rerank import artifacts_dir
+    from embedlab.config import artifacts_dir, mirror_dir
 
     with tempfile.TemporaryDirectory(prefix="embedlab-course-") as home:
         env = {**os.environ, "EMBEDLAB_MIRROR_DIR": str(mirror_dir()), "EMBEDLAB_HOME": home}

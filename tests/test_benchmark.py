@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from embedlab import benchmark as bm
-from embedlab.evaluate import benchmark
+from embedlab.benchmark import benchmark
 
 
 def one_hot_encoder(vocab: dict[str, int]):

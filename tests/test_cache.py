@@ -173,6 +173,15 @@ def test_killed_writer_never_leaves_a_corrupt_entry(tmp_path):
     assert np.array_equal(cache.load_cached(target), np.ones((3, 2), dtype=np.float32))
 
 
+def test_atomic_write_gives_the_permissions_of_a_plain_write(tmp_path):
+    """mkstemp's owner-only mode must not leak: a shared mirror's manifest stays readable."""
+    plain, atomic = tmp_path / "plain.json", tmp_path / "atomic.json"
+    plain.write_bytes(b"{}")
+    cache.atomic_write(atomic, lambda f: f.write(b"{}"))
+    assert atomic.read_bytes() == b"{}"
+    assert atomic.stat().st_mode == plain.stat().st_mode
+
+
 def test_truncated_file_is_treated_as_a_miss(tmp_path):
     p = tmp_path / "x.npy"
     p.write_bytes(b"\x93NUMPY garbage")

@@ -13,6 +13,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from embedlab import doctor, offline
+from embedlab.offline.builder import MIRROR
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ("profile", "offline", "mirror", "data", "cache", "versions", "pins")
@@ -91,7 +92,7 @@ def test_online_missing_mirror_and_data_dir_are_no_problem(env: Path, monkeypatc
 def _fake_mirror(dest: Path, corrupt: str) -> None:
     """A mirror with every needed model as one small file; ``corrupt``'s file is altered."""
     models = {}
-    for hub_id, spec in offline.MIRROR.items():
+    for hub_id, spec in MIRROR.items():
         repo = dest / "hub" / offline.repo_folder(hub_id)
         snap = repo / "snapshots" / spec.revision
         snap.mkdir(parents=True)

@@ -25,6 +25,7 @@ import pytest
 
 from embedlab import cache, offline
 from embedlab.config import MissingOfflineAsset
+from embedlab.offline import runtime
 
 FAKES = '''
 import numpy as np
@@ -328,8 +329,8 @@ def test_damaged_weights_fail_loudly(minilm_mirror, rel, how, message):
 def test_sha256_is_memoised_by_mtime(minilm_mirror, monkeypatch):
     hub_id, snap = minilm_mirror
     calls = []
-    real = offline._sha256
-    monkeypatch.setattr(offline, "_sha256", lambda p: calls.append(p) or real(p))
+    real = runtime.sha256
+    monkeypatch.setattr(runtime, "sha256", lambda p: calls.append(p) or real(p))
     offline.require_model(hub_id)
     assert calls == [], "unchanged files are not hashed again"
     weights = snap / "model.safetensors"

@@ -38,3 +38,38 @@ def test_static_start_trains_in_place_without_touching_the_source(models_availab
     assert not np.allclose(
         a[0].embedding.weight.detach().numpy(), b[0].embedding.weight.detach().numpy()
     )
+
+
+# ------------------------------------------------------------------ cross-encoders
+
+
+def test_cross_encoder_missing_offline_fails_before_any_load(monkeypatch, tmp_path):
+    from embedlab.config import MissingOfflineAsset
+    from embedlab.models import RERANKER, load_cross_encoder
+
+    monkeypatch.setenv("EMBEDLAB_OFFLINE", "1")
+    monkeypatch.setenv("EMBEDLAB_MIRROR_DIR", str(tmp_path / "no-mirror"))
+    with pytest.raises(MissingOfflineAsset, match=RERANKER):
+        load_cross_encoder()
+
+
+def test_load_reranker_online_is_the_published_cross_encoder(monkeypatch):
+    import embedlab.models as models
+    from embedlab.rerank import load_reranker
+
+    monkeypatch.delenv("EMBEDLAB_OFFLINE", raising=False)
+    monkeypatch.setattr(models, "load_cross_encoder", lambda mid, cap: ("ce", mid, cap))
+    model, note = load_reranker(max_length=64)
+    assert model == ("ce", models.RERANKER, 64)
+    assert note.startswith(models.RERANKER) and "MS MARCO" in note
+
+
+def test_load_reranker_offline_is_the_scifact_build_described(monkeypatch):
+    import embedlab.rerank as rerank
+
+    info = {"pairs": 1234, "steps": 56, "settings": {"heldout": 78}}
+    monkeypatch.setenv("EMBEDLAB_OFFLINE", "1")
+    monkeypatch.setattr(rerank, "build_scifact_reranker", lambda: ("scifact", info))
+    model, note = rerank.load_reranker()
+    assert model == "scifact"
+    assert "1,234 SciFact-train" in note and "56 steps" in note and "78 held-out" in note

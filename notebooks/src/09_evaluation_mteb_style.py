@@ -20,6 +20,7 @@ from embedlab.benchmark import (
     _genre,
     _sample,
     as_encoder,
+    benchmark,
     paired_bootstrap,
     retrieval_run,
     scifact_for_benchmark,
@@ -28,7 +29,6 @@ from embedlab.benchmark import (
 from embedlab.config import is_offline
 from embedlab.data import load_stsb
 from embedlab.evaluate import (
-    benchmark,
     delta_mean,
     pair_cosine,
     retrieval_per_query,
@@ -73,7 +73,7 @@ print(scifact.sizes, "|", scifact.subset_note or "full corpus")
 #
 # ## 2. The leaderboard
 #
-# Every model of the course, through one function, `embedlab.evaluate.benchmark(model, tasks)`:
+# Every model of the course, through one function, `embedlab.benchmark.benchmark(model, tasks)`:
 #
 # - **TF-IDF**: the lexical baseline, fitted on the STS-B training sentences and the
 #   SciFact abstracts (no labels);

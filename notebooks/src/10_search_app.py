@@ -23,7 +23,8 @@ import embedlab
 from embedlab.app import SearchApp, SearchEngine, cross_encoder_reranker, render_html
 from embedlab.data import load_scifact
 from embedlab.evaluate import delta_mean, retrieval_per_query, retrieval_scores
-from embedlab.models import MINILM, RERANKER, load_model, load_reranker
+from embedlab.models import MINILM, RERANKER, load_model
+from embedlab.rerank import load_reranker
 
 scifact = load_scifact("test")
 embedlab.run_line(
@@ -46,7 +47,7 @@ print(scifact.subset_note)
 #
 # The re-rank stage is any callable `(query, [doc_text]) -> scores`. We plug in notebook
 # 03's **cross-encoder**, which reads the query and one candidate together:
-# `embedlab.models.load_reranker()` returns the published `cross-encoder/ms-marco-MiniLM-L-6-v2`
+# `embedlab.rerank.load_reranker()` returns the published `cross-encoder/ms-marco-MiniLM-L-6-v2`
 # online; offline, where no pretrained cross-encoder can be downloaded, it loads notebook
 # 03's SciFact re-ranker (trained once by `make artifacts` on SciFact *train* claims, never
 # retrained here). That one only helps **mixed with stage 1's scores** (notebook 03

@@ -130,12 +130,27 @@ def cache_key(fingerprint: str, texts: Sequence[str], settings: dict[str, object
     return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=20).hexdigest()
 
 
+def _umask() -> int:
+    """The process umask (os has no getter: set it and put it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what a plain open(path, "w") creates
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(f)`` on a temp file next to ``path``, fsync, rename (all or nothing)."""
+    """Call ``write(f)`` on a temp file next to ``path``, fsync, rename (all or nothing).
+
+    The file gets :data:`FILE_MODE`, as if written in place: ``mkstemp`` makes it
+    owner-only, which would lock other users out of a shared model mirror.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
             write(f)
             f.flush()
             os.fsync(f.fileno())

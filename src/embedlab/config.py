@@ -9,6 +9,7 @@ see the same configuration:
 - ``EMBEDLAB_DATA_DIR``  a folder laid out like ``shared/data`` (STS-B, SICK, SciFact, SNLI).
 - ``EMBEDLAB_HOME``      where embedlab keeps its caches (default ``~/.cache/embedlab``).
 - ``EMBEDLAB_MIRROR_DIR`` the offline model mirror (default ``$EMBEDLAB_HOME/hf-mirror``).
+- ``EMBEDLAB_ARTIFACTS_DIR`` what ``make artifacts`` trains (default ``$EMBEDLAB_HOME/models``).
 
 An empty variable counts as unset (never as "the current directory"), and relative
 paths are made absolute, so the Hugging Face paths derived from them are too.
@@ -89,6 +90,15 @@ def home_dir() -> Path:
 def mirror_dir() -> Path:
     """The offline model mirror: a Hugging Face home whose ``hub/`` holds the models."""
     return env_path("EMBEDLAB_MIRROR_DIR") or home_dir() / "hf-mirror"
+
+
+def artifacts_dir() -> Path:
+    """Where built artifacts (the trained re-ranker, pair-task comparisons) live.
+
+    ``make artifacts`` fills it once; notebooks load from it and build what is missing
+    themselves (slowly).
+    """
+    return env_path("EMBEDLAB_ARTIFACTS_DIR") or home_dir() / "models"
 
 
 def data_dir() -> Path | None:

@@ -14,7 +14,6 @@ and :mod:`embedlab.data`; it changes nothing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata as md
 import os
 import re
@@ -74,14 +73,6 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ------------------------------------------------------------------------------ checks
 
 
@@ -108,9 +99,10 @@ def check_offline(r: Report) -> None:
 def check_mirror(r: Report, verify: bool = True) -> None:
     """Manifest entries vs the models the course needs, and every file's size and sha256."""
     from embedlab import offline
+    from embedlab.offline.runtime import sha256
 
     dest = config.mirror_dir()
-    needed = list(offline.MIRROR)
+    needed = list(offline.MIRROR_IDS)
     manifest = offline.read_manifest(dest)["models"]
     if not manifest:
         r.add("mirror", f"{dest}: none (needed only offline)")
@@ -134,7 +126,7 @@ def check_mirror(r: Report, verify: bool = True) -> None:
             path = snap / rel if snap else None
             if path is None or not path.is_file() or path.stat().st_size != info["size"]:
                 broken.append(f"{rel} missing or wrong size")
-            elif verify and _sha256(path) != info["sha256"]:
+            elif verify and sha256(path) != info["sha256"]:
                 broken.append(f"{rel} sha256 differs from manifest.json")
         state = "ok" if not broken else "BROKEN"
         pkg = f"{entry.get('package')}=={entry.get('version')}"

@@ -230,13 +230,3 @@ def delta_spearman(
     idx = _resamples(len(g), n_resamples, seed)
     stats = _rowwise_spearman(pb[idx], g[idx]) - _rowwise_spearman(pa[idx], g[idx])
     return _delta(point, stats, level, 100.0)
-
-
-def benchmark(model, tasks: Iterable[str] | None = None) -> dict[str, float]:
-    """MTEB-style scores of ``model`` over the course's task families.
-
-    See :mod:`embedlab.benchmark` for the tasks and metrics; returns ``{task: score x 100}``.
-    """
-    from embedlab.benchmark import benchmark as _benchmark
-
-    return _benchmark(model, None if tasks is None else list(tasks))

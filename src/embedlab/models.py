@@ -125,35 +125,17 @@ def training_start() -> tuple[object, str]:
 
 
 RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
-OFFLINE_NOTE = (
-    "offline re-ranker (no pretrained cross-encoder offline): all-MiniLM-L6-v2's body + a new "
-    "[CLS] head, trained listwise on {pairs:,} SciFact-train (claim, abstract) pairs with BM25 "
-    "hard negatives, {steps} steps; stage-1 weight chosen on {heldout} held-out train claims"
-)
 
 
-def load_reranker(max_length: int | None = None):
-    """The re-ranker of notebooks 03 and 10 and a one-line description of what it is.
+def load_cross_encoder(model_id: str = RERANKER, max_length: int | None = None):
+    """A ``CrossEncoder`` by Hub id or local folder, with the profile's length cap.
 
-    Online: the published cross-encoder ``RERANKER`` (MiniLM-L6 trained on MS MARCO), with
-    the profile's length cap. Offline, where no pretrained cross-encoder exists (no PyPI
-    package ships one), the SciFact re-ranker of
-    :func:`embedlab.rerank.build_scifact_reranker` (built once by ``make artifacts``).
-
-    Returns: (``CrossEncoder``, description to print wherever its scores are shown).
+    Args:
+        model_id: canonical Hub id (default ``RERANKER``) or a saved model's folder.
+        max_length: tokens per (query, document) pair; default = the profile cap.
     """
-    from embedlab.config import is_offline
-
-    if is_offline():
-        from embedlab.rerank import build_scifact_reranker
-
-        model, info = build_scifact_reranker()
-        note = OFFLINE_NOTE.format(
-            pairs=info["pairs"], steps=info["steps"], heldout=info["settings"]["heldout"]
-        )
-        return model, note
+    require_model(model_id)
     from sentence_transformers.cross_encoder import CrossEncoder
 
     cap = max_length or profile().max_seq_length
-    model = CrossEncoder(RERANKER, max_length=cap, device=None)
-    return model, f"{RERANKER} (published; trained on MS MARCO)"
+    return CrossEncoder(model_id, max_length=cap, device=None)

@@ -497,14 +497,14 @@ def cached_comparison(task: str, settings: dict | None = None) -> PairComparison
     """:func:`compare_on_task` on a task's train / test splits, cached once built.
 
     The result (curves, seconds, test predictions) is stored as a JSON file under
-    :func:`embedlab.rerank.artifacts_dir`, written atomically by
+    :func:`embedlab.config.artifacts_dir`, written atomically by
     :func:`embedlab.cache.atomic_write`; ``make artifacts`` builds :data:`NOTEBOOK_TASKS`.
     The learning curve is scored on the first ``n_curve`` test pairs.
     """
     import json
 
     from embedlab.cache import atomic_write
-    from embedlab.rerank import artifacts_dir
+    from embedlab.config import artifacts_dir
 
     cfg = {**COMPARISON_SETTINGS, **(settings or {})}
     path = artifacts_dir() / f"{comparison_key(task, cfg)}.json"

@@ -4,7 +4,7 @@ Shapes: Q queries, n first-stage hits re-ranked per query, P = Q * n scored pair
 A *run* is BEIR's result format ``{query_id: {doc_id: score}}`` (see :mod:`embedlab.search`).
 
 The notebook ``03_bi_vs_cross_encoders`` uses these helpers; the cross-encoder it
-re-ranks with comes from :func:`embedlab.models.load_reranker` (the published
+re-ranks with comes from :func:`load_reranker` (the published
 ``cross-encoder/ms-marco-MiniLM-L-6-v2`` online; offline, the SciFact re-ranker that
 :func:`build_scifact_reranker` trains once and caches, used interpolated with stage 1).
 """
@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+
+from embedlab.config import artifacts_dir
 
 Run = dict[str, dict[str, float]]
 
@@ -230,19 +232,6 @@ def scifact_training_pairs(beir, first_stage: Run, negatives: int = 3, seed: int
 # ------------------------------------------------------------------ a re-ranker that learns
 
 
-def artifacts_dir():
-    """Where built artifacts (the trained re-ranker) live: ``$EMBEDLAB_ARTIFACTS_DIR``,
-    default ``home_dir()/models``. ``make artifacts`` fills it once; notebooks load from it
-    and build it themselves (slowly) only when it is missing."""
-    import os
-    from pathlib import Path
-
-    from embedlab.config import home_dir
-
-    default = home_dir() / "models"
-    return Path(os.environ.get("EMBEDLAB_ARTIFACTS_DIR", default)).expanduser()
-
-
 def zscore_per_query(run: Run) -> Run:
     """Each query's scores minus their mean, over their standard deviation (0 if constant).
 
@@ -429,7 +418,7 @@ def torch_seed(seed: int) -> None:
 
 
 def build_scifact_reranker(settings: dict | None = None):
-    """The offline SciFact re-ranker, trained once and cached under :func:`artifacts_dir`.
+    """The offline SciFact re-ranker, trained once and cached under :func:`embedlab.config.artifacts_dir`.
 
     Keyed by a content hash of its settings; ``make artifacts`` builds it (a few minutes on
     a 2-core CPU) before the notebooks run. See :func:`train_scifact_reranker`.
@@ -457,6 +446,35 @@ def build_scifact_reranker(settings: dict | None = None):
     if info is None:
         info = json.loads((artifacts_dir() / name / "embedlab_reranker.json").read_text())
     return model, info
+
+
+OFFLINE_NOTE = (
+    "offline re-ranker (no pretrained cross-encoder offline): all-MiniLM-L6-v2's body + a new "
+    "[CLS] head, trained listwise on {pairs:,} SciFact-train (claim, abstract) pairs with BM25 "
+    "hard negatives, {steps} steps; stage-1 weight chosen on {heldout} held-out train claims"
+)
+
+
+def load_reranker(max_length: int | None = None):
+    """The re-ranker of notebooks 03 and 10 and a one-line description of what it is.
+
+    Online: the published cross-encoder :data:`embedlab.models.RERANKER` (MiniLM-L6
+    trained on MS MARCO), with the profile's length cap. Offline, where no pretrained
+    cross-encoder exists (no PyPI package ships one), the SciFact re-ranker of
+    :func:`build_scifact_reranker` (built once by ``make artifacts``).
+
+    Returns: (``CrossEncoder``, description to print wherever its scores are shown).
+    """
+    from embedlab.config import is_offline
+    from embedlab.models import RERANKER, load_cross_encoder
+
+    if is_offline():
+        model, info = build_scifact_reranker()
+        note = OFFLINE_NOTE.format(
+            pairs=info["pairs"], steps=info["steps"], heldout=info["settings"]["heldout"]
+        )
+        return model, note
+    return load_cross_encoder(RERANKER, max_length), f"{RERANKER} (published; trained on MS MARCO)"
 
 
 if __name__ == "__main__":  # python -m embedlab.rerank build: the `make artifacts` step
