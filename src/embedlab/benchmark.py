@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedlab.config import profile
-from embedlab.evaluate import pair_cosine, retrieval_scores, spearman
+from embedlab.evaluate import ndcg_at_10, pair_cosine, spearman
 
 Encoder = Callable[[list[str], str], np.ndarray]
 ROLES = ("query", "passage", "symmetric")
@@ -138,7 +138,7 @@ def retrieval_run(encoder: Encoder, beir, dim: int | None = None) -> dict[str, d
 
 def score_retrieval(encoder: Encoder, beir, dim: int | None = None) -> float:
     """Retrieval: nDCG@10 x 100 (queries with role "query", documents "passage")."""
-    return 100 * retrieval_scores(retrieval_run(encoder, beir, dim), beir.qrels)["ndcg@10"]
+    return ndcg_at_10(retrieval_run(encoder, beir, dim), beir.qrels)
 
 
 def score_pairs(

@@ -17,22 +17,18 @@ What is here, and the production equivalent of each piece:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
+from embedlab.common import best_time, elapsed, finite_matrix
 
 PRECISIONS = {"float32": 4.0, "float16": 2.0, "int8": 1.0, "binary": 1 / 8}
 
 
 def _matrix(x: np.ndarray, name: str, dtype: type | None = np.float32) -> np.ndarray:
-    """A 2-D array (cast to ``dtype`` unless None), or a ValueError saying what was wrong."""
-    a = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
-    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D array (rows, D); got shape {a.shape}")
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or inf; embeddings must be finite")
-    return a
+    """A non-empty (rows, D) array cast to ``dtype`` (None keeps it): :func:`finite_matrix`."""
+    return finite_matrix(x, name, dtype)
 
 
 def bytes_per_vector(dim: int, precision: str) -> float:
@@ -260,12 +256,7 @@ def copy_bandwidth(n_bytes: int = 400_000_000, repeats: int = 3) -> float:
         raise ValueError(f"need n_bytes >= 1e6 and repeats >= 1; got {n_bytes}, {repeats}")
     src = np.ones(n_bytes // 8, dtype=np.float64)
     dst = np.empty_like(src)
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - start)
-    return 2 * src.nbytes / best
+    return 2 * src.nbytes / best_time(lambda: np.copyto(dst, src), repeats)
 
 
 def bandwidth_bound_qps(n: int, bytes_per_vec: float, bandwidth: float) -> float:
@@ -297,13 +288,12 @@ def measure_qps(
     bs = q.shape[0] if batch_size is None else batch_size
     if bs < 1 or repeats < 1:
         raise ValueError(f"batch_size and repeats must be >= 1; got {batch_size}, {repeats}")
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def all_batches() -> None:
         for i in range(0, q.shape[0], bs):
             search(q[i : i + bs])
-        best = min(best, time.perf_counter() - start)
-    return q.shape[0] / best
+
+    return q.shape[0] / best_time(all_batches, repeats)
 
 
 def interleaved_times(
@@ -323,7 +313,5 @@ def interleaved_times(
     samples: dict[str, list[float]] = {name: [] for name in workloads}
     for _ in range(repeats):
         for name, run in workloads.items():
-            start = time.perf_counter()
-            run()
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(elapsed(run))
     return {name: float(np.median(s)) for name, s in samples.items()}

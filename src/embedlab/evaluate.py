@@ -21,10 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import spearmanr
 
-from embedlab.data import check_qrels
-
-Run = Mapping[str, Mapping[str, float]]
-Qrels = Mapping[str, Mapping[str, int]]
+from embedlab.common import Qrels, Run
 
 
 def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np.ndarray) -> float:
@@ -98,6 +95,8 @@ def retrieval_per_query(run: Run, qrels: Qrels, k: int = 10) -> dict[str, dict[s
 
     Used for paired bootstrap tests; :func:`retrieval_scores` averages it.
     """
+    from embedlab.data import check_qrels  # here: importing data loads `datasets` (~1 s)
+
     check_qrels(qrels)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -121,6 +120,44 @@ def retrieval_scores(run: Run, qrels: Qrels, ks: Iterable[int] = (10,)) -> dict[
         for name in next(iter(per_query.values())):
             out[name] = float(np.mean([m[name] for m in per_query.values()]))
     return out
+
+
+def ndcg_at_10(run: Run, qrels: Qrels) -> float:
+    """Mean nDCG@10 over every query in ``qrels``, x 100 (the course's and papers' points).
+
+    The same number as ``100 * retrieval_scores(run, qrels)["ndcg@10"]``; a query absent
+    from the run scores 0.
+    Production equivalent: ``pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"})``,
+    averaged and x 100 (as MTEB reports it).
+
+    Example:
+        >>> run = {"q1": {"d1": 0.9, "d2": 0.5}, "q2": {"d3": 0.8, "d4": 0.7}}
+        >>> qrels = {"q1": {"d1": 1}, "q2": {"d4": 1}}
+        >>> round(ndcg_at_10(run, qrels), 2)  # q1: 1; q2: 1 / log2(3) = 0.63
+        81.55
+    """
+    return 100 * float(np.mean(ndcg_at_10_per_query(run, qrels)))
+
+
+def ndcg_at_10_per_query(run: Run, qrels: Qrels, qids: Sequence[str] | None = None) -> np.ndarray:
+    """(Q,) nDCG@10 in [0, 1] of each query of ``qids`` (default: every query of ``qrels``,
+    in its order): what a paired bootstrap resamples (:func:`delta_mean`'s default
+    ``scale=100`` reports the difference in points).
+
+    Raises: ValueError when a query of ``qids`` has no qrels.
+
+    Example:
+        >>> run = {"q1": {"d1": 0.9, "d2": 0.5}, "q2": {"d3": 0.8, "d4": 0.7}}
+        >>> qrels = {"q1": {"d1": 1}, "q2": {"d4": 1}}
+        >>> ndcg_at_10_per_query(run, qrels, ["q2", "q1"]).round(4).tolist()
+        [0.6309, 1.0]
+    """
+    per_query = retrieval_per_query(run, qrels, k=10)
+    qids = list(per_query) if qids is None else list(qids)
+    missing = [q for q in qids if q not in per_query]
+    if missing:
+        raise ValueError(f"query {missing[0]!r} has no qrels; expected qids from the qrels")
+    return np.array([per_query[q]["ndcg@10"] for q in qids])
 
 
 class Delta(NamedTuple):
