@@ -31,6 +31,12 @@ def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np
     Raises:
         ValueError: unequal lengths, fewer than 2 pairs, NaN/inf, or constant predicted
             or gold scores (where scipy would return NaN).
+
+    Example:
+        >>> spearman([0.1, 0.4, 0.3], [1.0, 5.0, 2.0])
+        1.0
+        >>> spearman([0.1, 0.2, 0.3], [3.0, 1.0, 2.0])
+        -0.5
     """
     p, g = np.asarray(predicted, dtype=float), np.asarray(gold, dtype=float)
     if p.shape != g.shape or p.ndim != 1:
@@ -49,7 +55,12 @@ def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np
 
 
 def pair_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two (B, D) arrays. Returns: (B,) cos(a_i, b_i)."""
+    """Row-wise cosine similarity of two (B, D) arrays. Returns: (B,) cos(a_i, b_i).
+
+    Example:
+        >>> pair_cosine([[1.0, 0.0], [1.0, 1.0]], [[0.0, 2.0], [2.0, 2.0]]).round(3).tolist()
+        [0.0, 1.0]
+    """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"need two (B, D) arrays of the same shape, got {a.shape} and {b.shape}")
@@ -60,7 +71,12 @@ def pair_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def sts_spearman(emb1: np.ndarray, emb2: np.ndarray, gold: Sequence[float]) -> float:
-    """STS score as MTEB computes it: Spearman(cos(e1_i, e2_i), gold_i)."""
+    """STS score as MTEB computes it: Spearman(cos(e1_i, e2_i), gold_i).
+
+    Example:
+        >>> sts_spearman([[1, 0], [1, 1], [0, 1]], [[1, 0], [1, 0], [1, 0]], [5.0, 3.0, 0.0])
+        1.0
+    """
     return spearman(pair_cosine(emb1, emb2), gold)
 
 
@@ -94,6 +110,11 @@ def retrieval_per_query(run: Run, qrels: Qrels, k: int = 10) -> dict[str, dict[s
     """Per-query nDCG/MRR/Recall/MAP at k: ``{qid: {"ndcg@10": ..., ...}}``.
 
     Used for paired bootstrap tests; :func:`retrieval_scores` averages it.
+
+    Example:
+        >>> m = retrieval_per_query({"q1": {"d1": 0.9, "d2": 0.5}}, {"q1": {"d2": 1}})["q1"]
+        >>> round(m["ndcg@10"], 4), m["mrr@10"], m["recall@10"]  # d2 at rank 2
+        (0.6309, 0.5, 1.0)
     """
     from embedlab.data import check_qrels  # here: importing data loads `datasets` (~1 s)
 
@@ -113,6 +134,11 @@ def retrieval_scores(run: Run, qrels: Qrels, ks: Iterable[int] = (10,)) -> dict[
 
     Returns: ``{"ndcg@10": ..., "mrr@10": ..., "recall@10": ..., "map@10": ...}`` for
     every k in ``ks``, each in [0, 1].
+
+    Example:
+        >>> run = {"q1": {"d1": 0.9, "d2": 0.5}, "q2": {"d3": 0.8}}
+        >>> retrieval_scores(run, {"q1": {"d1": 1}, "q2": {"d4": 1}})  # q1 perfect, q2 missed
+        {'ndcg@10': 0.5, 'mrr@10': 0.5, 'recall@10': 0.5, 'map@10': 0.5}
     """
     out: dict[str, float] = {}
     for k in ks:
@@ -217,6 +243,11 @@ def delta_mean(
         a, b: (Q,) per-item scores of systems A and B on the same items, same order.
     Returns: :class:`Delta` in points (``scale`` x the score difference).
     Production equivalent: ``scipy.stats.bootstrap((b - a,), np.mean, method="percentile")``.
+
+    Example:
+        >>> d = delta_mean([0.5, 0.6, 0.7, 0.8], [0.6, 0.7, 0.8, 0.9], n_resamples=200)
+        >>> round(d.delta, 2), d.ci95, d.verdict()  # B beats A by 0.1 on every item
+        (10.0, [10.0, 10.0], 'direction holds')
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:

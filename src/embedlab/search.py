@@ -62,6 +62,11 @@ def exact_topk(
     Returns:
         (Q, k) scores, s[i, j] = cos(q_i, d_idx[i, j]), and (Q, k) int64 indices into
         the corpus, best first.
+
+    Example:
+        >>> scores, idx = exact_topk([[1.0, 0.0]], [[0.0, 1.0], [1.0, 0.1], [1.0, 1.0]], k=2)
+        >>> idx.tolist(), [round(s, 3) for s in scores[0].tolist()]
+        ([[1, 2]], [0.995, 0.707])
     """
     q, c = _as_tensor(queries, "queries"), _as_tensor(corpus, "corpus")
     check_search_inputs(q, c, k)
@@ -171,6 +176,12 @@ def dense_search(
     Raises:
         ValueError: ids and rows disagree, or a query or doc id repeats (a run keyed by
             id would silently merge the two rows).
+
+    Example:
+        >>> docs = [[0.0, 1.0], [1.0, 0.1], [1.0, 1.0]]
+        >>> run = dense_search([[1.0, 0.0]], docs, ["q1"], ["a", "b", "c"], k=2)
+        >>> {d: round(s, 3) for d, s in run["q1"].items()}
+        {'b': 0.995, 'c': 0.707}
     """
     if len(doc_ids) != len(doc_emb) or len(query_ids) != len(query_emb):
         raise ValueError(
