@@ -57,6 +57,7 @@ def test_doctest_modules_load_no_model_data_or_network_library():
         "import importlib, sys\n"
         f"for name in {names!r}: importlib.import_module(name)\n"
         "from embedlab.search import analyze; analyze('warm up the stemmer')\n"
+        "from embedlab.evaluate import ndcg_at_10; ndcg_at_10({'q': {'d': 1.0}}, {'q': {'d': 1}})\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     out = subprocess.run(

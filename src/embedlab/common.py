@@ -1,4 +1,4 @@
-"""Small helpers shared by several modules: run/qrels types, a matrix check, a timer.
+"""Small helpers shared by several modules: run/qrels types and check, a matrix check, a timer.
 
 Imports only numpy and the standard library, so every module (and the doctests) can
 use it without pulling in torch, datasets or a model.
@@ -6,8 +6,9 @@ use it without pulling in torch, datasets or a model.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 
@@ -16,6 +17,50 @@ Run = dict[str, dict[str, float]]
 
 Qrels = dict[str, dict[str, int]]
 """BEIR's relevance judgments: ``{query_id: {doc_id: relevance}}``, relevance > 0 = relevant."""
+
+
+def check_qrels(qrels: object, corpus_ids: Collection[str] | None = None) -> None:
+    """Validate relevance judgments shaped ``{query_id: {doc_id: score}}``.
+
+    Ids must be strings (BEIR's convention; an int id would silently never match) and
+    scores non-negative finite numbers. With ``corpus_ids``, every judged doc must be in
+    the corpus.
+
+    Raises:
+        ValueError: naming the first offending query/doc and what was expected.
+    """
+    expected = "expected a dict query-id -> {doc-id: non-negative score}"
+    if not isinstance(qrels, Mapping):
+        raise ValueError(f"qrels is a {type(qrels).__name__}; {expected}")
+    if not qrels:
+        raise ValueError(f"qrels is empty; {expected}")
+    for qid, docs in qrels.items():
+        if not isinstance(qid, str):
+            raise ValueError(f"qrels query id {qid!r} is a {type(qid).__name__}; ids must be str")
+        if not isinstance(docs, Mapping) or not docs:
+            raise ValueError(f"qrels[{qid!r}] is {docs!r}; {expected}")
+        for doc, score in docs.items():
+            if not isinstance(doc, str):
+                raise ValueError(f"qrels[{qid!r}] doc id {doc!r} is not a str")
+            numeric = isinstance(score, (int, float)) and not isinstance(score, bool)
+            if not numeric or not math.isfinite(score) or score < 0:
+                raise ValueError(
+                    f"qrels[{qid!r}][{doc!r}] = {score!r}; scores must be non-negative numbers"
+                )
+    if corpus_ids is not None:
+        _check_docs_in_corpus(qrels, corpus_ids)
+
+
+def _check_docs_in_corpus(
+    qrels: Mapping[str, Mapping[str, object]], corpus_ids: Collection[str]
+) -> None:
+    ids = corpus_ids if isinstance(corpus_ids, (set, frozenset, dict)) else set(corpus_ids)
+    missing = sorted({d for docs in qrels.values() for d in docs if d not in ids})
+    if missing:
+        raise ValueError(
+            f"{len(missing)} judged doc id(s) are not in the corpus of {len(ids):,} docs, "
+            f"e.g. {missing[:5]}"
+        )
 
 
 def finite_matrix(x, name: str, dtype: type | None = np.float32, min_rows: int = 1) -> np.ndarray:

@@ -29,6 +29,7 @@ import datasets
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, Features, Value
 
+from embedlab.common import check_qrels
 from embedlab.config import FAST, MissingOfflineAsset, data_dir, is_offline, profile
 
 __all__ = [
@@ -500,50 +501,6 @@ class Beir:
         return (
             f"{self.name} {self.split}: {len(self.queries):,} queries, {self.n_pairs:,} qrels, "
             f"{len(self.corpus):,} docs"
-        )
-
-
-def check_qrels(qrels: Any, corpus_ids: Collection[str] | None = None) -> None:
-    """Validate relevance judgments shaped ``{query_id: {doc_id: score}}``.
-
-    Ids must be strings (BEIR's convention; an int id would silently never match) and
-    scores non-negative finite numbers. With ``corpus_ids``, every judged doc must be in
-    the corpus.
-
-    Raises:
-        ValueError: naming the first offending query/doc and what was expected.
-    """
-    expected = "expected a dict query-id -> {doc-id: non-negative score}"
-    if not isinstance(qrels, Mapping):
-        raise ValueError(f"qrels is a {type(qrels).__name__}; {expected}")
-    if not qrels:
-        raise ValueError(f"qrels is empty; {expected}")
-    for qid, docs in qrels.items():
-        if not isinstance(qid, str):
-            raise ValueError(f"qrels query id {qid!r} is a {type(qid).__name__}; ids must be str")
-        if not isinstance(docs, Mapping) or not docs:
-            raise ValueError(f"qrels[{qid!r}] is {docs!r}; {expected}")
-        for doc, score in docs.items():
-            if not isinstance(doc, str):
-                raise ValueError(f"qrels[{qid!r}] doc id {doc!r} is not a str")
-            numeric = isinstance(score, (int, float)) and not isinstance(score, bool)
-            if not numeric or not math.isfinite(score) or score < 0:
-                raise ValueError(
-                    f"qrels[{qid!r}][{doc!r}] = {score!r}; scores must be non-negative numbers"
-                )
-    if corpus_ids is not None:
-        _check_docs_in_corpus(qrels, corpus_ids)
-
-
-def _check_docs_in_corpus(
-    qrels: Mapping[str, Mapping[str, Any]], corpus_ids: Collection[str]
-) -> None:
-    ids = corpus_ids if isinstance(corpus_ids, (set, frozenset, dict)) else set(corpus_ids)
-    missing = sorted({d for docs in qrels.values() for d in docs if d not in ids})
-    if missing:
-        raise ValueError(
-            f"{len(missing)} judged doc id(s) are not in the corpus of {len(ids):,} docs, "
-            f"e.g. {missing[:5]}"
         )
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import spearmanr
 
-from embedlab.common import Qrels, Run
+from embedlab.common import Qrels, Run, check_qrels
 
 
 def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np.ndarray) -> float:
@@ -116,8 +116,6 @@ def retrieval_per_query(run: Run, qrels: Qrels, k: int = 10) -> dict[str, dict[s
         >>> round(m["ndcg@10"], 4), m["mrr@10"], m["recall@10"]  # d2 at rank 2
         (0.6309, 0.5, 1.0)
     """
-    from embedlab.data import check_qrels  # here: importing data loads `datasets` (~1 s)
-
     check_qrels(qrels)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
