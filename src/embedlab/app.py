@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedlab.common import Run
+from embedlab.common import Qrels, Run
 from embedlab.search import BM25, analyze, check_unique_ids, dense_search, rrf
 
 STAGES = ("bm25", "dense", "hybrid")
@@ -205,7 +205,7 @@ class SearchEngine:
         *,
         reranker: Reranker | None = None,
         doc_emb: np.ndarray | None = None,
-        qrels: Mapping[str, Mapping[str, int]] | None = None,
+        qrels: Qrels | None = None,
         queries: Mapping[str, str] | None = None,
         display_texts: Sequence[str] | None = None,
         rerank_depth: int = 20,

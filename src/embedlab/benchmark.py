@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embedlab.common import Run
 from embedlab.config import profile
 from embedlab.evaluate import ndcg_at_10, pair_cosine, spearman
 
@@ -125,7 +126,7 @@ def score_sts(
     return 100 * spearman(pair_cosine(e1, e2), gold)
 
 
-def retrieval_run(encoder: Encoder, beir, dim: int | None = None) -> dict[str, dict[str, float]]:
+def retrieval_run(encoder: Encoder, beir, dim: int | None = None) -> Run:
     """Exact cosine search of every query over the corpus: a run ``{qid: {doc: score}}``."""
     from embedlab.search import dense_search
 

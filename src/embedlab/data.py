@@ -29,7 +29,7 @@ import datasets
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, Features, Value
 
-from embedlab.common import check_qrels
+from embedlab.common import Qrels, check_qrels
 from embedlab.config import FAST, MissingOfflineAsset, data_dir, is_offline, profile
 
 __all__ = [
@@ -472,7 +472,7 @@ class Beir:
     split: str
     corpus: dict[str, dict[str, str]] = field(repr=False)
     queries: dict[str, str] = field(repr=False)
-    qrels: dict[str, dict[str, int]] = field(repr=False)
+    qrels: Qrels = field(repr=False)
     subset_note: str = ""
 
     @property
@@ -504,7 +504,7 @@ class Beir:
         )
 
 
-def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
+def read_qrels_tsv(path: Path) -> Qrels:
     """Read a BEIR qrels file (header ``query-id corpus-id score``, tab-separated).
 
     Production equivalent: the qrels part of BEIR's ``GenericDataLoader.load(split)``.
@@ -513,7 +513,7 @@ def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
         ValueError: a missing header column, a short row or a non-integer score, naming
             the file and line.
     """
-    qrels: dict[str, dict[str, int]] = {}
+    qrels: Qrels = {}
     lines = _lines(Path(path))
     header = next(lines, (1, ""))[1].rstrip("\r\n").split("\t")
     missing = [c for c in QRELS_HEADER if c not in header]
@@ -538,7 +538,7 @@ def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
 
 def subset_doc_ids(
     doc_ids: Collection[str],
-    qrels: Mapping[str, Mapping[str, int]],
+    qrels: Qrels,
     n_distractors: int,
     seed: int = 0,
 ) -> list[str]:
@@ -596,7 +596,7 @@ def _scifact_hub(spec: DatasetSpec, split: str) -> tuple[dict, dict, dict]:
     qrels_ds = _hub_load(spec, split)
     corpus = {str(r["_id"]): {"title": r["title"], "text": r["text"]} for r in corpus_ds}
     queries = {str(r["_id"]): r["text"] for r in queries_ds}
-    qrels: dict[str, dict[str, int]] = {}
+    qrels: Qrels = {}
     for n, r in enumerate(qrels_ds):
         if float(r["score"]) != int(r["score"]):
             raise ValueError(
@@ -658,5 +658,5 @@ def load_scifact(split: str = "test", corpus: str = "auto") -> Beir:
     return Beir("scifact", split, {i: full[i] for i in ids}, queries, qrels, note)
 
 
-def _n_relevant(qrels: Mapping[str, Mapping[str, int]]) -> int:
+def _n_relevant(qrels: Qrels) -> int:
     return len({d for docs in qrels.values() for d, score in docs.items() if score > 0})
