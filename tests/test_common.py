@@ -15,6 +15,8 @@ def test_finite_matrix_casts_and_accepts_tensors():
     assert a.dtype == np.float32 and a.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     t = torch.ones(2, 3, requires_grad=True)  # np.asarray alone would refuse this tensor
     assert finite_matrix(t, "emb").shape == (2, 3)
+    half = torch.tensor([[0.5, 1.5]], dtype=torch.bfloat16)  # as LLM embedders may return
+    assert finite_matrix(half, "emb").tolist() == [[0.5, 1.5]]
     codes = np.zeros((2, 1), dtype=np.uint8)
     assert finite_matrix(codes, "codes", dtype=None).dtype == np.uint8
 

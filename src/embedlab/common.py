@@ -86,8 +86,9 @@ def finite_matrix(x, name: str, dtype: type | None = np.float32, min_rows: int =
         ...
         ValueError: emb has 1 row(s) with NaN or inf; embeddings must be finite
     """
-    if hasattr(x, "detach"):  # a torch tensor: np.asarray fails on grad or GPU tensors
+    if hasattr(x, "detach"):  # a torch tensor: numpy refuses grad, GPU and bfloat16 ones
         x = x.detach().cpu()
+        x = x.float() if dtype == np.float32 and x.is_floating_point() else x
     a = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
     if a.ndim != 2 or a.shape[0] < min_rows or a.shape[1] == 0:
         raise ValueError(
