@@ -41,8 +41,8 @@ test: lint unit-all nbval
 
 # Modules whose docstring examples run as doctests; they load no model, dataset or network
 # library (tests/test_doctests.py checks that, and that no other module has examples).
-DOCTEST_MODULES := src/embedlab/__init__.py src/embedlab/common.py src/embedlab/compress.py \
-	src/embedlab/evaluate.py src/embedlab/search.py
+DOCTEST_MODULES := src/embedlab/__init__.py src/embedlab/benchmark.py src/embedlab/common.py \
+	src/embedlab/compress.py src/embedlab/evaluate.py src/embedlab/search.py
 
 ## Quick tests while editing (about 1.5 min): unit tests not marked slow, and the doctests.
 unit: install

@@ -97,7 +97,19 @@ def as_encoder(model) -> Encoder:
 
 
 def checked_encode(encoder: Encoder, texts: list[str], role: str, dim: int | None) -> np.ndarray:
-    """Encode and check the result is (len(texts), D) with one D across the benchmark."""
+    """Encode and check the result is (len(texts), D) with one D across the benchmark.
+
+    Example:
+        >>> def encoder(texts, role):  # a toy encoder: (N, 2) vectors [length, 1]
+        ...     return [[len(t), 1.0] for t in texts]
+        >>> checked_encode(encoder, ["a", "bcd"], "symmetric", dim=None)
+        array([[1., 1.],
+               [3., 1.]], dtype=float32)
+        >>> checked_encode(encoder, ["a"], "symmetric", dim=3)
+        Traceback (most recent call last):
+        ...
+        ValueError: encoder returned D=2 but earlier tasks had D=3
+    """
     if role not in ROLES:
         raise ValueError(f"role {role!r} must be one of {ROLES}")
     emb = np.asarray(encoder(list(texts), role), dtype=np.float32)
