@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import spearmanr
 
-from embedlab.common import Qrels, Run, check_qrels
+from embedlab.common import Qrels, Run, check_qrels, finite_matrix
 
 
 def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np.ndarray) -> float:
@@ -61,11 +61,9 @@ def pair_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         >>> pair_cosine([[1.0, 0.0], [1.0, 1.0]], [[0.0, 2.0], [2.0, 2.0]]).round(3).tolist()
         [0.0, 1.0]
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2:
+    a, b = finite_matrix(a, "a", np.float64), finite_matrix(b, "b", np.float64)
+    if a.shape != b.shape:
         raise ValueError(f"need two (B, D) arrays of the same shape, got {a.shape} and {b.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("embeddings contain NaN or inf")
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
 
