@@ -276,7 +276,7 @@ def _tokenize(texts: Sequence[str], stem: bool, ids: bool):
 
 @functools.cache
 def _stemmer():
-    """English Snowball stemmer from PyStemmer (one per process: it is stateless)."""
+    """English Snowball stemmer from PyStemmer, one per process (stemming is deterministic)."""
     import Stemmer
 
     return Stemmer.Stemmer("english")
