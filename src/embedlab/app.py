@@ -123,8 +123,9 @@ def query_stems(query: str, analyze: Analyzer = analyze) -> set[str]:
 def highlight(text: str, query: str, width: int = 280, analyze: Analyzer = analyze) -> str:
     """An HTML snippet of ``text`` around its first query term, terms in ``<mark>``.
 
-    Words match when their Snowball stems match (``vaccines`` marks ``vaccine``), the
-    same normalisation BM25 uses here. Text is HTML-escaped. ``width`` characters are
+    A word is marked when ``analyze`` gives it one of the query's tokens: by default
+    BM25's analysis (:func:`embedlab.search.analyze`, Snowball stems, so ``vaccines``
+    marks ``vaccine``; stop words never match); the engine passes its index's own. Text is HTML-escaped. ``width`` characters are
     kept, starting a little before the first match; ``…`` marks cuts.
     """
     if width < 20:
