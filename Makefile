@@ -44,7 +44,7 @@ test: lint unit-all nbval
 DOCTEST_MODULES := src/embedlab/__init__.py src/embedlab/benchmark.py src/embedlab/common.py \
 	src/embedlab/compress.py src/embedlab/evaluate.py src/embedlab/search.py
 
-## Quick tests while editing (about 1.5 min): unit tests not marked slow, and the doctests.
+## Quick tests while editing (~1.5 min on an idle 2-core CPU): tests not marked slow, doctests.
 unit: install
 	$(PY) -m pytest -m "not slow" tests --doctest-modules $(DOCTEST_MODULES)
 
