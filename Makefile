@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.embedlab-installed
 
-.PHONY: install lab lab-command doctor test unit nbval offline notebooks readme lint format clean
+.PHONY: install lab lab-command doctor test unit unit-all nbval offline notebooks readme lint format clean
 
 # Creates the virtual environment and installs the package: pyproject.toml holds the
 # ranges (what Colab and other installs need), constraints.txt the exact versions used here.
@@ -36,11 +36,20 @@ lab-command:
 doctor: install
 	$(PY) -m embedlab doctor
 
-## Every test: lint, unit tests, then every notebook under nbval.
-test: lint unit nbval
+## Every test: lint, every unit test (slow ones too) and doctest, then every notebook under nbval.
+test: lint unit-all nbval
 
+# Modules whose docstring examples run as doctests; they load no model, dataset or network
+# library (tests/test_doctests.py checks that, and that no other module has examples).
+DOCTEST_MODULES := src/embedlab/__init__.py src/embedlab/benchmark.py src/embedlab/common.py \
+	src/embedlab/compress.py src/embedlab/evaluate.py src/embedlab/search.py
+
+## Quick tests while editing (~1.5 min on an idle 2-core CPU): tests not marked slow, doctests.
 unit: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest -m "not slow" tests --doctest-modules $(DOCTEST_MODULES)
+
+unit-all: install
+	$(PY) -m pytest tests --doctest-modules $(DOCTEST_MODULES)
 
 # Keep these arguments equal to NBVAL_ARGS in scripts/notebooks.py (a test checks).
 # conftest.py widens nbval's 5 s output-drain limit (see there for why).

@@ -136,7 +136,34 @@ def test_engine_rejects_mismatched_corpus():
 
 def test_index_bytes(engine):
     sizes = engine.index_bytes()
-    assert sizes["dense"] == 4 * 64 * 4 and sizes["bm25"] > 0
+    assert sizes == {"dense": 4 * 64 * 4, "bm25": engine.bm25.nbytes()}
+    assert sizes["bm25"] > 0
+
+
+def test_app_uses_only_the_public_bm25_interface():
+    """No private state of BM25 or bm25s, no copy of its stemmer or stop-word list."""
+    import ast
+    import inspect
+
+    import embedlab.app
+
+    tree = ast.parse(inspect.getsource(embedlab.app))
+    foreign = [  # obj._x where obj is not the class's own self (e.g. self.bm25._index)
+        ast.unparse(n)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute)
+        and n.attr.startswith("_")
+        and not n.attr.endswith("_")  # __dunder__ and IPython's _repr_*_ protocols
+        and not (isinstance(n.value, ast.Name) and n.value.id == "self")
+    ]
+    assert foreign == []
+    imported = {
+        a.name.split(".")[0] if isinstance(n, ast.Import) else (n.module or "").split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
+    }
+    assert not imported & {"bm25s", "Stemmer"}
 
 
 def test_highlight_marks_stems_and_escapes_html():
@@ -148,6 +175,14 @@ def test_highlight_marks_stems_and_escapes_html():
     assert "<mark>coffee</mark>" in highlight(long, "coffee", width=60)
     with pytest.raises(ValueError, match="width"):
         highlight("text", "q", width=5)
+
+
+def test_highlight_marks_what_the_given_analyzer_matches():
+    from embedlab.search import BM25
+
+    unstemmed = BM25(["a"], ["vaccines"], stem=False).analyze
+    out = highlight("A vaccine, two vaccines.", "vaccines", analyze=unstemmed)
+    assert out == "A vaccine, two <mark>vaccines</mark>."  # no stemming: vaccine differs
 
 
 def test_render_html_has_rows_marks_and_timings(engine):

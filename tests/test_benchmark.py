@@ -85,6 +85,15 @@ def test_classification_and_clustering_on_separable_data():
         bm.score_clustering(enc, texts, ["c"] * 20)
 
 
+def test_clustering_v_measure_by_hand():
+    # 3 "cat" points and 1 "dog" point: k-means (k=2) splits {1, 2, 3} | {4}; labels a a b b.
+    # homogeneity 1 - H(C|K)/H(C) = 1 - 0.75 H(2/3, 1/3) = 0.3113, completeness
+    # 1 - H(K|C)/H(K) = 1 - 0.5 / H(3/4, 1/4) = 0.3837, V = 2hc / (h + c) = 0.3437
+    enc = one_hot_encoder({"cat": 0, "dog": 1})
+    score = bm.score_clustering(enc, ["cat", "cat", "cat", "dog"], ["a", "a", "b", "b"])
+    assert score == pytest.approx(34.37, abs=0.01)
+
+
 def test_tfidf_encoder_requires_texts():
     with pytest.raises(ValueError):
         bm.tfidf_encoder([])
@@ -100,7 +109,9 @@ def test_tfidf_on_real_sts_and_genre(monkeypatch):
     scores = benchmark(enc, ["STS-B", "STS-B-genre", "STS-B-genre-clusters"])
     assert 50 < scores["STS-B"] < 80
     assert scores["STS-B-genre"] > 70  # genres differ strongly in vocabulary
-    assert 0 <= scores["STS-B-genre-clusters"] <= 100
+    # 47.6 here (fast profile); random clusters, or texts misaligned with their genre
+    # labels, score near 0
+    assert scores["STS-B-genre-clusters"] > 25
 
 
 def test_paired_bootstrap_interval():

@@ -11,6 +11,8 @@ from scipy.stats import spearmanr
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
 from embedlab.evaluate import (
+    ndcg_at_10,
+    ndcg_at_10_per_query,
     pair_cosine,
     retrieval_per_query,
     retrieval_scores,
@@ -156,3 +158,23 @@ def test_bootstrap_deltas_reject_bad_input():
         delta_mean([1.0, np.nan], [1.0, 2.0])
     with pytest.raises(ValueError, match="one length"):
         delta_spearman([1.0, 2.0], [1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ndcg_at_10_is_the_retrieval_scores_number_in_points(seed):
+    _, qrels, run = _random_case(seed)
+    assert ndcg_at_10(run, qrels) == 100 * retrieval_scores(run, qrels)["ndcg@10"]
+    per_query = retrieval_per_query(run, qrels)
+    qids = sorted(qrels, reverse=True)
+    expected = [per_query[q]["ndcg@10"] for q in qids]
+    assert ndcg_at_10_per_query(run, qrels, qids).tolist() == expected
+
+
+def test_ndcg_at_10_by_hand():
+    # q1: relevant d2 at rank 2 -> 1/log2(3); q2: absent from the run -> 0; q3: perfect
+    run = {"q1": {"d1": 0.9, "d2": 0.8}, "q3": {"d5": 1.0}}
+    qrels = {"q1": {"d2": 1}, "q2": {"d3": 1}, "q3": {"d5": 2}}
+    assert ndcg_at_10_per_query(run, qrels).tolist() == [1 / math.log2(3), 0.0, 1.0]
+    assert ndcg_at_10(run, qrels) == pytest.approx(100 * (1 / math.log2(3) + 1) / 3)
+    with pytest.raises(ValueError, match="'q9' has no qrels"):
+        ndcg_at_10_per_query(run, qrels, ["q1", "q9"])

@@ -69,10 +69,14 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete mirror: the shared one (CI, EMBEDLAB_MIRROR_DIR) or a fresh temp one."""
+    """A complete mirror: the shared one (CI, EMBEDLAB_MIRROR_DIR) or a fresh temp one.
+
+    Built from the source packages already installed (``make offline`` installs them):
+    tests never run pip against the registry; a missing one fails with the pip command.
+    """
     shared = "EMBEDLAB_MIRROR_DIR" in os.environ or is_offline()
     dest = mirror_dir() if shared else tmp_path_factory.mktemp("mirror")
-    return builder.build(dest)
+    return builder.build(dest, install=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Exact search, BM25, faiss and RRF: correctness against references, and bad input."""
+"""Exact search, BM25 and RRF: correctness against references, and bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from sentence_transformers.util import cos_sim, semantic_search
 
-from embedlab.search import BM25, FaissIndex, dense_search, exact_topk, rrf, to_run
+from embedlab.search import BM25, analyze, dense_search, exact_topk, rrf, to_run
 
 
 @pytest.fixture
@@ -119,27 +119,21 @@ def test_rrf_fuses_by_rank_not_score():
         rrf([a], k=0)
 
 
-@pytest.mark.parametrize("spec", ["Flat", "HNSW16"])
-def test_faiss_flat_and_hnsw_agree_with_exact(emb, spec):
-    q, c = emb
-    index = FaissIndex(16, spec).add(c.numpy())
-    s, i = index.search(q.numpy(), 5)
-    ref_s, ref_i = exact_topk(q, c, k=5)
-    assert (i == ref_i.numpy()).mean() >= (1.0 if spec == "Flat" else 0.9)
-    if spec == "Flat":
-        assert np.allclose(s, ref_s.numpy(), atol=1e-5)
+def test_bm25_analyze_is_what_the_index_matches():
+    bm25 = BM25(["a", "b"], ["Vaccines work", "coffee drinkers"])
+    assert bm25.analyze("The vaccines, and a vaccine!") == ["vaccin", "vaccin"]
+    assert bm25.analyze("the and of") == []  # only stop words: nothing to match
+    assert BM25(["a"], ["Vaccines"], stem=False).analyze("Vaccines") == ["vaccines"]
+    assert analyze("coffee drinkers") == ["coffe", "drinker"]
+    # a query matches exactly the documents sharing one of its analysed tokens
+    assert set(bm25.search(["q"], ["vaccine"], k=2)["q"]) == {"a"}
 
 
-def test_faiss_bad_input(emb):
-    q, c = emb
-    index = FaissIndex(16)
-    with pytest.raises(ValueError, match="empty"):
-        index.search(q.numpy(), 1)
-    with pytest.raises(ValueError, match="D=8"):
-        index.add(np.ones((3, 8), dtype=np.float32))
-    index.add(c.numpy())
-    with pytest.raises(ValueError, match="k=500"):
-        index.search(q.numpy(), 500)
+def test_bm25_nbytes_counts_the_sparse_score_matrix():
+    # bm25s stores one score per (token, doc) pair, token-major CSR: 4 pairs (cat-a, cat-b,
+    # dog-a, fish-c) x (float32 score + int32 doc index) + 4 int64 row pointers (3 tokens + 1)
+    bm25 = BM25(["a", "b", "c"], ["cat dog", "cat", "fish"])
+    assert bm25.nbytes() == 4 * (4 + 4) + 4 * 8
 
 
 def _lexsort_reference(q: torch.Tensor, c: torch.Tensor, k: int) -> torch.Tensor:

@@ -135,7 +135,14 @@ def claim(
     published: float | None = None,
     ci95: list[float] | None = None,
 ) -> dict:
-    """One claim row for :func:`report_claims` (a plain figure: no interval)."""
+    """One claim row for :func:`report_claims` (a plain figure: no interval).
+
+    Example:
+        >>> row = claim("demo-sts", "MiniLM scores 82 on STS-B", "SBERT docs", 81.7, "STS-B test",
+        ...             "reproduced", published=82.0)
+        >>> row["measured"], row["verdict"], row["ci95"]
+        (81.7, 'reproduced', None)
+    """
     return _row(id, claim, source, published, measured, setting, verdict, ci95)
 
 
@@ -150,6 +157,12 @@ def comparison(
 
     ``verdict`` is ``direction holds`` only when the 95% interval excludes 0 on the
     side the paper predicts (``direction`` +1: B > A; -1: B < A).
+
+    Example:
+        >>> from embedlab.evaluate import Delta
+        >>> row = comparison("demo-gain", "B beats A", "a paper", Delta(3.2, 1.1, 5.0), "SciFact")
+        >>> row["measured"], row["ci95"], row["verdict"]
+        (3.2, [1.1, 5.0], 'direction holds')
     """
     verdict = extra.pop("verdict", None) or delta.verdict(direction)
     published = extra.pop("published", None)
@@ -171,6 +184,12 @@ def report_claims(notebook: str, rows: list[dict]) -> None:
     Raises:
         ValueError: a row breaks the contract (missing key, unknown verdict, a
             ``direction holds`` whose interval includes 0, a repeated id).
+
+    Example:
+        >>> rows = [claim("demo-sts", "a claim", "a paper", 81.734, "STS-B test", "reproduced")]
+        >>> report_claims("00_demo", rows)  # doctest: +ELLIPSIS
+        demo-sts: 81.73 -> reproduced [STS-B test]
+        {'application/json': {'embedlab_claims': {'notebook': '00_demo', 'rows': [...]}}}
     """
     from IPython.display import display
 

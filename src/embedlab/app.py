@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embedlab.search import BM25, Run, check_unique_ids, dense_search, rrf
+from embedlab.common import Qrels, Run
+from embedlab.search import BM25, analyze, check_unique_ids, dense_search, rrf
 
 STAGES = ("bm25", "dense", "hybrid")
 Reranker = Callable[[str, list[str]], Sequence[float]]
@@ -109,31 +110,30 @@ def _inside(path: Path, root: Path) -> bool:
 # ------------------------------------------------------------------ snippets
 
 
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
+Analyzer = Callable[[str], list[str]]
 
 
-def query_stems(query: str) -> set[str]:
-    """Stems of the query's content words (English stop words and 1-letter words dropped)."""
-    from bm25s.stopwords import STOPWORDS_EN
+def query_stems(query: str, analyze: Analyzer = analyze) -> set[str]:
+    """The query's BM25 tokens: stems of its content words (stop words, 1-letter words
+    dropped), by ``analyze``, :func:`embedlab.search.analyze` unless the engine's index
+    passes its own :meth:`BM25.analyze`."""
+    return set(analyze(query))
 
-    words = [w for w in _WORD.findall(query.lower()) if len(w) > 1 and w not in STOPWORDS_EN]
-    return set(_stemmer().stemWords(words))
 
-
-def highlight(text: str, query: str, width: int = 280) -> str:
+def highlight(text: str, query: str, width: int = 280, analyze: Analyzer = analyze) -> str:
     """An HTML snippet of ``text`` around its first query term, terms in ``<mark>``.
 
-    Words match when their Snowball stems match (``vaccines`` marks ``vaccine``), the
-    same normalisation BM25 uses here. Text is HTML-escaped. ``width`` characters are
+    A word is marked when ``analyze`` gives it one of the query's tokens: by default
+    BM25's analysis (:func:`embedlab.search.analyze`, Snowball stems, so ``vaccines``
+    marks ``vaccine``; stop words never match); the engine passes its index's own. Text is HTML-escaped. ``width`` characters are
     kept, starting a little before the first match; ``…`` marks cuts.
     """
     if width < 20:
         raise ValueError(f"width={width} is too small; expected >= 20 characters")
-    stems, stem = query_stems(query), _stemmer()
-    spans = [m.span() for m in _WORD.finditer(text) if stem.stemWord(m.group().lower()) in stems]
+    stems = query_stems(query, analyze)
+    words = list(_WORD.finditer(text))
+    tokens = {w: set(analyze(w)) for w in {m.group() for m in words}}  # each word once
+    spans = [m.span() for m in words if tokens[m.group()] & stems]
     start = max(0, spans[0][0] - width // 4) if spans else 0
     end = min(len(text), start + width)
     out, pos = [], start
@@ -206,7 +206,7 @@ class SearchEngine:
         *,
         reranker: Reranker | None = None,
         doc_emb: np.ndarray | None = None,
-        qrels: Mapping[str, Mapping[str, int]] | None = None,
+        qrels: Qrels | None = None,
         queries: Mapping[str, str] | None = None,
         display_texts: Sequence[str] | None = None,
         rerank_depth: int = 20,
@@ -357,7 +357,7 @@ class SearchEngine:
         for rank, (doc_id, score) in enumerate(list(ranked.items())[:k], start=1):
             i = self._pos[doc_id]
             rel = None if judged is None else judged.get(doc_id, 0) > 0
-            snippet = highlight(self.display_texts[i], query)
+            snippet = highlight(self.display_texts[i], query, analyze=self.bm25.analyze)
             hits.append(Hit(rank, doc_id, float(score), self.titles[i], snippet, rel))
         return hits
 
@@ -366,9 +366,7 @@ class SearchEngine:
 
         BM25 counts bm25s's CSR arrays (data, indices, indptr), not its vocabulary dict.
         """
-        csr = self.bm25._index.scores  # bm25s keeps its precomputed scores as a CSR dict
-        sparse = sum(csr[key].nbytes for key in ("data", "indices", "indptr"))
-        return {"bm25": int(sparse), "dense": int(self.doc_emb.nbytes)}
+        return {"bm25": self.bm25.nbytes(), "dense": int(self.doc_emb.nbytes)}
 
 
 # ------------------------------------------------------------------ rendering + widgets

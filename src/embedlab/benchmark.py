@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embedlab.common import Run
 from embedlab.config import profile
-from embedlab.evaluate import pair_cosine, retrieval_scores, spearman
+from embedlab.evaluate import ndcg_at_10, pair_cosine, spearman
 
 Encoder = Callable[[list[str], str], np.ndarray]
 ROLES = ("query", "passage", "symmetric")
@@ -96,7 +97,19 @@ def as_encoder(model) -> Encoder:
 
 
 def checked_encode(encoder: Encoder, texts: list[str], role: str, dim: int | None) -> np.ndarray:
-    """Encode and check the result is (len(texts), D) with one D across the benchmark."""
+    """Encode and check the result is (len(texts), D) with one D across the benchmark.
+
+    Example:
+        >>> def encoder(texts, role):  # a toy encoder: (N, 2) vectors [length, 1]
+        ...     return [[len(t), 1.0] for t in texts]
+        >>> checked_encode(encoder, ["a", "bcd"], "symmetric", dim=None)
+        array([[1., 1.],
+               [3., 1.]], dtype=float32)
+        >>> checked_encode(encoder, ["a"], "symmetric", dim=3)
+        Traceback (most recent call last):
+        ...
+        ValueError: encoder returned D=2 but earlier tasks had D=3
+    """
     if role not in ROLES:
         raise ValueError(f"role {role!r} must be one of {ROLES}")
     emb = np.asarray(encoder(list(texts), role), dtype=np.float32)
@@ -125,7 +138,7 @@ def score_sts(
     return 100 * spearman(pair_cosine(e1, e2), gold)
 
 
-def retrieval_run(encoder: Encoder, beir, dim: int | None = None) -> dict[str, dict[str, float]]:
+def retrieval_run(encoder: Encoder, beir, dim: int | None = None) -> Run:
     """Exact cosine search of every query over the corpus: a run ``{qid: {doc: score}}``."""
     from embedlab.search import dense_search
 
@@ -138,7 +151,7 @@ def retrieval_run(encoder: Encoder, beir, dim: int | None = None) -> dict[str, d
 
 def score_retrieval(encoder: Encoder, beir, dim: int | None = None) -> float:
     """Retrieval: nDCG@10 x 100 (queries with role "query", documents "passage")."""
-    return 100 * retrieval_scores(retrieval_run(encoder, beir, dim), beir.qrels)["ndcg@10"]
+    return ndcg_at_10(retrieval_run(encoder, beir, dim), beir.qrels)
 
 
 def score_pairs(

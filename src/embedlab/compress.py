@@ -17,28 +17,23 @@ What is here, and the production equivalent of each piece:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from embedlab.common import best_time, elapsed, finite_matrix
+
 PRECISIONS = {"float32": 4.0, "float16": 2.0, "int8": 1.0, "binary": 1 / 8}
-
-
-def _matrix(x: np.ndarray, name: str, dtype: type | None = np.float32) -> np.ndarray:
-    """A 2-D array (cast to ``dtype`` unless None), or a ValueError saying what was wrong."""
-    a = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
-    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D array (rows, D); got shape {a.shape}")
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or inf; embeddings must be finite")
-    return a
 
 
 def bytes_per_vector(dim: int, precision: str) -> float:
     """Storage of one D-dim vector: 4D (float32), 2D (float16), D (int8), D/8 (binary).
 
     Leaves out index overhead (ids, graph links, centroids): the storage of the codes only.
+
+    Example:
+        >>> [bytes_per_vector(384, p) for p in ("float32", "int8", "binary")]
+        [1536.0, 384.0, 48.0]
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {list(PRECISIONS)}")
@@ -53,7 +48,7 @@ def int8_ranges(calibration: np.ndarray) -> np.ndarray:
     The same ranges as ``sentence_transformers`` computes from ``calibration_embeddings``.
     Outliers stretch a range and waste levels; production systems may use percentiles.
     """
-    c = _matrix(calibration, "calibration")
+    c = finite_matrix(calibration, "calibration")
     return np.vstack([c.min(axis=0), c.max(axis=0)]).astype(np.float32)
 
 
@@ -79,7 +74,7 @@ def quantize_int8(emb: np.ndarray, ranges: np.ndarray) -> np.ndarray:
         (N, D) int8 codes, bucket index - 128; values outside the range are clipped.
         Identical to ``quantize_embeddings(emb, "int8", ranges=ranges)``.
     """
-    e = _matrix(emb, "emb")
+    e = finite_matrix(emb, "emb")
     starts, steps = _check_ranges(ranges, e.shape[1])
     buckets = np.clip(np.floor((e - starts) / steps), 0, 255)
     return (buckets - 128).astype(np.int8)
@@ -91,7 +86,7 @@ def dequantize_int8(codes: np.ndarray, ranges: np.ndarray) -> np.ndarray:
     Scoring a float query against these is *asymmetric* search, as faiss ``SQ8`` does;
     usearch instead multiplies int8 by int8 (faster, slightly less exact).
     """
-    c = _matrix(codes, "codes", dtype=None)
+    c = finite_matrix(codes, "codes", dtype=None)
     if c.dtype != np.int8:
         raise ValueError(f"codes must be int8 (from quantize_int8); got {c.dtype}")
     starts, steps = _check_ranges(ranges, c.shape[1])
@@ -104,12 +99,12 @@ def binarize(emb: np.ndarray) -> np.ndarray:
     Bit = 1 where the value is > 0. Identical to ``quantize_embeddings(emb, "ubinary")``
     and to the codes faiss ``IndexBinaryFlat`` stores.
     """
-    return np.packbits(_matrix(emb, "emb") > 0, axis=1)
+    return np.packbits(finite_matrix(emb, "emb") > 0, axis=1)
 
 
 def unpack_signs(codes: np.ndarray, dim: int) -> np.ndarray:
     """(N, B) packed codes -> (N, D) float32 of +1 / -1 (the binary vector as a float)."""
-    c = _matrix(codes, "codes", dtype=None)
+    c = finite_matrix(codes, "codes", dtype=None)
     if c.dtype != np.uint8 or c.shape[1] != int(np.ceil(dim / 8)):
         raise ValueError(
             f"codes must be uint8 (N, ceil(D/8)={-(-dim // 8)}); got {c.dtype} {c.shape}"
@@ -131,7 +126,10 @@ def hamming_topk(
         int64 corpus indices, closest first, ties broken by lower index.
     Production equivalent: faiss ``IndexBinaryFlat`` (same results, SIMD popcount).
     """
-    q, d = _matrix(q_codes, "q_codes", dtype=None), _matrix(d_codes, "d_codes", dtype=None)
+    q, d = (
+        finite_matrix(q_codes, "q_codes", dtype=None),
+        finite_matrix(d_codes, "d_codes", dtype=None),
+    )
     if q.dtype != np.uint8 or d.dtype != np.uint8 or q.shape[1] != d.shape[1]:
         raise ValueError(
             f"codes must be uint8 with equal widths; got {q.dtype} {q.shape}, {d.dtype} {d.shape}"
@@ -161,7 +159,7 @@ def rescore(
     Returns:
         (Q, k) scores and (Q, k) corpus indices, best first.
     """
-    q, docs = _matrix(queries, "queries"), _matrix(doc_vectors, "doc_vectors")
+    q, docs = finite_matrix(queries, "queries"), finite_matrix(doc_vectors, "doc_vectors")
     cand = np.asarray(candidates)
     if cand.ndim != 2 or cand.shape[0] != q.shape[0] or not 1 <= k <= cand.shape[1]:
         raise ValueError(f"candidates must be (Q={q.shape[0]}, C>=k={k}); got {cand.shape}")
@@ -187,7 +185,7 @@ def binary_search_rescore(
     Returns:
         (Q, k) float scores and (Q, k) corpus indices, best first.
     """
-    q = _matrix(queries, "queries")
+    q = finite_matrix(queries, "queries")
     if multiplier < 1:
         raise ValueError(f"multiplier must be >= 1, got {multiplier}")
     n = np.asarray(d_codes).shape[0]
@@ -202,7 +200,7 @@ def truncate(emb: np.ndarray, dims: int) -> np.ndarray:
     others the first dims are just an arbitrary subset.
     Production equivalent: ``SentenceTransformer(model_id, truncate_dim=dims)``.
     """
-    e = _matrix(emb, "emb")
+    e = finite_matrix(emb, "emb")
     if not 1 <= dims <= e.shape[1]:
         raise ValueError(f"dims={dims} must be between 1 and D={e.shape[1]}")
     t = e[:, :dims]
@@ -225,7 +223,7 @@ def noisy_copies(base: np.ndarray, n: int, noise: float, seed: int = 0) -> np.nd
         real vector becomes a tight cloud of about n / M copies, which is easier for
         an index than n genuinely different texts. Generated in blocks to bound memory.
     """
-    b = _matrix(base, "base")
+    b = finite_matrix(base, "base")
     if n < 1 or noise < 0:
         raise ValueError(f"need n >= 1 and noise >= 0; got n={n}, noise={noise}")
     rng, out = np.random.default_rng(seed), np.empty((n, b.shape[1]), dtype=np.float32)
@@ -260,12 +258,7 @@ def copy_bandwidth(n_bytes: int = 400_000_000, repeats: int = 3) -> float:
         raise ValueError(f"need n_bytes >= 1e6 and repeats >= 1; got {n_bytes}, {repeats}")
     src = np.ones(n_bytes // 8, dtype=np.float64)
     dst = np.empty_like(src)
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - start)
-    return 2 * src.nbytes / best
+    return 2 * src.nbytes / best_time(lambda: np.copyto(dst, src), repeats)
 
 
 def bandwidth_bound_qps(n: int, bytes_per_vec: float, bandwidth: float) -> float:
@@ -293,17 +286,16 @@ def measure_qps(
     by one (latency-bound, as an interactive service sees them). Best-of-n timing
     filters out noise from other processes; it is still wall-clock time on a shared CPU.
     """
-    q = _matrix(queries, "queries")
+    q = finite_matrix(queries, "queries")
     bs = q.shape[0] if batch_size is None else batch_size
     if bs < 1 or repeats < 1:
         raise ValueError(f"batch_size and repeats must be >= 1; got {batch_size}, {repeats}")
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def all_batches() -> None:
         for i in range(0, q.shape[0], bs):
             search(q[i : i + bs])
-        best = min(best, time.perf_counter() - start)
-    return q.shape[0] / best
+
+    return q.shape[0] / best_time(all_batches, repeats)
 
 
 def interleaved_times(
@@ -323,7 +315,5 @@ def interleaved_times(
     samples: dict[str, list[float]] = {name: [] for name in workloads}
     for _ in range(repeats):
         for name, run in workloads.items():
-            start = time.perf_counter()
-            run()
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(elapsed(run))
     return {name: float(np.median(s)) for name, s in samples.items()}

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from embedlab.common import finite_matrix
+
 
 @dataclass(frozen=True)
 class WeakPairs:
@@ -165,12 +167,8 @@ def inject_noise(
 
 
 def _as_matrix(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    t = torch.as_tensor(x, dtype=torch.float32)
-    if t.ndim != 2 or t.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D (rows, D) array; got {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return t
+    """Float32 (rows >= 1, D) tensor through :func:`embedlab.common.finite_matrix`."""
+    return torch.from_numpy(finite_matrix(x, name))
 
 
 def passage_ranks(

@@ -29,6 +29,7 @@ import datasets
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, Features, Value
 
+from embedlab.common import Qrels, check_qrels
 from embedlab.config import FAST, MissingOfflineAsset, data_dir, is_offline, profile
 
 __all__ = [
@@ -471,7 +472,7 @@ class Beir:
     split: str
     corpus: dict[str, dict[str, str]] = field(repr=False)
     queries: dict[str, str] = field(repr=False)
-    qrels: dict[str, dict[str, int]] = field(repr=False)
+    qrels: Qrels = field(repr=False)
     subset_note: str = ""
 
     @property
@@ -503,51 +504,7 @@ class Beir:
         )
 
 
-def check_qrels(qrels: Any, corpus_ids: Collection[str] | None = None) -> None:
-    """Validate relevance judgments shaped ``{query_id: {doc_id: score}}``.
-
-    Ids must be strings (BEIR's convention; an int id would silently never match) and
-    scores non-negative finite numbers. With ``corpus_ids``, every judged doc must be in
-    the corpus.
-
-    Raises:
-        ValueError: naming the first offending query/doc and what was expected.
-    """
-    expected = "expected a dict query-id -> {doc-id: non-negative score}"
-    if not isinstance(qrels, Mapping):
-        raise ValueError(f"qrels is a {type(qrels).__name__}; {expected}")
-    if not qrels:
-        raise ValueError(f"qrels is empty; {expected}")
-    for qid, docs in qrels.items():
-        if not isinstance(qid, str):
-            raise ValueError(f"qrels query id {qid!r} is a {type(qid).__name__}; ids must be str")
-        if not isinstance(docs, Mapping) or not docs:
-            raise ValueError(f"qrels[{qid!r}] is {docs!r}; {expected}")
-        for doc, score in docs.items():
-            if not isinstance(doc, str):
-                raise ValueError(f"qrels[{qid!r}] doc id {doc!r} is not a str")
-            numeric = isinstance(score, (int, float)) and not isinstance(score, bool)
-            if not numeric or not math.isfinite(score) or score < 0:
-                raise ValueError(
-                    f"qrels[{qid!r}][{doc!r}] = {score!r}; scores must be non-negative numbers"
-                )
-    if corpus_ids is not None:
-        _check_docs_in_corpus(qrels, corpus_ids)
-
-
-def _check_docs_in_corpus(
-    qrels: Mapping[str, Mapping[str, Any]], corpus_ids: Collection[str]
-) -> None:
-    ids = corpus_ids if isinstance(corpus_ids, (set, frozenset, dict)) else set(corpus_ids)
-    missing = sorted({d for docs in qrels.values() for d in docs if d not in ids})
-    if missing:
-        raise ValueError(
-            f"{len(missing)} judged doc id(s) are not in the corpus of {len(ids):,} docs, "
-            f"e.g. {missing[:5]}"
-        )
-
-
-def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
+def read_qrels_tsv(path: Path) -> Qrels:
     """Read a BEIR qrels file (header ``query-id corpus-id score``, tab-separated).
 
     Production equivalent: the qrels part of BEIR's ``GenericDataLoader.load(split)``.
@@ -556,7 +513,7 @@ def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
         ValueError: a missing header column, a short row or a non-integer score, naming
             the file and line.
     """
-    qrels: dict[str, dict[str, int]] = {}
+    qrels: Qrels = {}
     lines = _lines(Path(path))
     header = next(lines, (1, ""))[1].rstrip("\r\n").split("\t")
     missing = [c for c in QRELS_HEADER if c not in header]
@@ -581,7 +538,7 @@ def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
 
 def subset_doc_ids(
     doc_ids: Collection[str],
-    qrels: Mapping[str, Mapping[str, int]],
+    qrels: Qrels,
     n_distractors: int,
     seed: int = 0,
 ) -> list[str]:
@@ -639,7 +596,7 @@ def _scifact_hub(spec: DatasetSpec, split: str) -> tuple[dict, dict, dict]:
     qrels_ds = _hub_load(spec, split)
     corpus = {str(r["_id"]): {"title": r["title"], "text": r["text"]} for r in corpus_ds}
     queries = {str(r["_id"]): r["text"] for r in queries_ds}
-    qrels: dict[str, dict[str, int]] = {}
+    qrels: Qrels = {}
     for n, r in enumerate(qrels_ds):
         if float(r["score"]) != int(r["score"]):
             raise ValueError(
@@ -701,5 +658,5 @@ def load_scifact(split: str = "test", corpus: str = "auto") -> Beir:
     return Beir("scifact", split, {i: full[i] for i in ids}, queries, qrels, note)
 
 
-def _n_relevant(qrels: Mapping[str, Mapping[str, int]]) -> int:
+def _n_relevant(qrels: Qrels) -> int:
     return len({d for docs in qrels.values() for d, score in docs.items() if score > 0})

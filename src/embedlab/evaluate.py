@@ -21,10 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import spearmanr
 
-from embedlab.data import check_qrels
-
-Run = Mapping[str, Mapping[str, float]]
-Qrels = Mapping[str, Mapping[str, int]]
+from embedlab.common import Qrels, Run, check_qrels, finite_matrix
 
 
 def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np.ndarray) -> float:
@@ -34,6 +31,12 @@ def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np
     Raises:
         ValueError: unequal lengths, fewer than 2 pairs, NaN/inf, or constant predicted
             or gold scores (where scipy would return NaN).
+
+    Example:
+        >>> spearman([0.1, 0.4, 0.3], [1.0, 5.0, 2.0])
+        1.0
+        >>> spearman([0.1, 0.2, 0.3], [3.0, 1.0, 2.0])
+        -0.5
     """
     p, g = np.asarray(predicted, dtype=float), np.asarray(gold, dtype=float)
     if p.shape != g.shape or p.ndim != 1:
@@ -52,18 +55,26 @@ def spearman(predicted: Sequence[float] | np.ndarray, gold: Sequence[float] | np
 
 
 def pair_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two (B, D) arrays. Returns: (B,) cos(a_i, b_i)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2:
+    """Row-wise cosine similarity of two (B, D) arrays. Returns: (B,) cos(a_i, b_i).
+
+    Example:
+        >>> pair_cosine([[1.0, 0.0], [1.0, 1.0]], [[0.0, 2.0], [2.0, 2.0]]).round(3).tolist()
+        [0.0, 1.0]
+    """
+    a, b = finite_matrix(a, "a", np.float64), finite_matrix(b, "b", np.float64)
+    if a.shape != b.shape:
         raise ValueError(f"need two (B, D) arrays of the same shape, got {a.shape} and {b.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("embeddings contain NaN or inf")
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
 
 
 def sts_spearman(emb1: np.ndarray, emb2: np.ndarray, gold: Sequence[float]) -> float:
-    """STS score as MTEB computes it: Spearman(cos(e1_i, e2_i), gold_i)."""
+    """STS score as MTEB computes it: Spearman(cos(e1_i, e2_i), gold_i).
+
+    Example:
+        >>> sts_spearman([[1, 0], [1, 1], [0, 1]], [[1, 0], [1, 0], [1, 0]], [5.0, 3.0, 0.0])
+        1.0
+    """
     return spearman(pair_cosine(emb1, emb2), gold)
 
 
@@ -97,6 +108,11 @@ def retrieval_per_query(run: Run, qrels: Qrels, k: int = 10) -> dict[str, dict[s
     """Per-query nDCG/MRR/Recall/MAP at k: ``{qid: {"ndcg@10": ..., ...}}``.
 
     Used for paired bootstrap tests; :func:`retrieval_scores` averages it.
+
+    Example:
+        >>> m = retrieval_per_query({"q1": {"d1": 0.9, "d2": 0.5}}, {"q1": {"d2": 1}})["q1"]
+        >>> round(m["ndcg@10"], 4), m["mrr@10"], m["recall@10"]  # d2 at rank 2
+        (0.6309, 0.5, 1.0)
     """
     check_qrels(qrels)
     if k < 1:
@@ -114,6 +130,11 @@ def retrieval_scores(run: Run, qrels: Qrels, ks: Iterable[int] = (10,)) -> dict[
 
     Returns: ``{"ndcg@10": ..., "mrr@10": ..., "recall@10": ..., "map@10": ...}`` for
     every k in ``ks``, each in [0, 1].
+
+    Example:
+        >>> run = {"q1": {"d1": 0.9, "d2": 0.5}, "q2": {"d3": 0.8}}
+        >>> retrieval_scores(run, {"q1": {"d1": 1}, "q2": {"d4": 1}})  # q1 perfect, q2 missed
+        {'ndcg@10': 0.5, 'mrr@10': 0.5, 'recall@10': 0.5, 'map@10': 0.5}
     """
     out: dict[str, float] = {}
     for k in ks:
@@ -121,6 +142,44 @@ def retrieval_scores(run: Run, qrels: Qrels, ks: Iterable[int] = (10,)) -> dict[
         for name in next(iter(per_query.values())):
             out[name] = float(np.mean([m[name] for m in per_query.values()]))
     return out
+
+
+def ndcg_at_10(run: Run, qrels: Qrels) -> float:
+    """Mean nDCG@10 over every query in ``qrels``, x 100 (the course's and papers' points).
+
+    The same number as ``100 * retrieval_scores(run, qrels)["ndcg@10"]``; a query absent
+    from the run scores 0.
+    Production equivalent: ``pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"})``,
+    averaged and x 100 (as MTEB reports it).
+
+    Example:
+        >>> run = {"q1": {"d1": 0.9, "d2": 0.5}, "q2": {"d3": 0.8, "d4": 0.7}}
+        >>> qrels = {"q1": {"d1": 1}, "q2": {"d4": 1}}
+        >>> round(ndcg_at_10(run, qrels), 2)  # q1: 1; q2: 1 / log2(3) = 0.63
+        81.55
+    """
+    return 100 * float(np.mean(ndcg_at_10_per_query(run, qrels)))
+
+
+def ndcg_at_10_per_query(run: Run, qrels: Qrels, qids: Sequence[str] | None = None) -> np.ndarray:
+    """(Q,) nDCG@10 in [0, 1] of each query of ``qids`` (default: every query of ``qrels``,
+    in its order): what a paired bootstrap resamples (:func:`delta_mean`'s default
+    ``scale=100`` reports the difference in points).
+
+    Raises: ValueError when a query of ``qids`` has no qrels.
+
+    Example:
+        >>> run = {"q1": {"d1": 0.9, "d2": 0.5}, "q2": {"d3": 0.8, "d4": 0.7}}
+        >>> qrels = {"q1": {"d1": 1}, "q2": {"d4": 1}}
+        >>> ndcg_at_10_per_query(run, qrels, ["q2", "q1"]).round(4).tolist()
+        [0.6309, 1.0]
+    """
+    per_query = retrieval_per_query(run, qrels, k=10)
+    qids = list(per_query) if qids is None else list(qids)
+    missing = [q for q in qids if q not in per_query]
+    if missing:
+        raise ValueError(f"query {missing[0]!r} has no qrels; expected qids from the qrels")
+    return np.array([per_query[q]["ndcg@10"] for q in qids])
 
 
 class Delta(NamedTuple):
@@ -180,6 +239,11 @@ def delta_mean(
         a, b: (Q,) per-item scores of systems A and B on the same items, same order.
     Returns: :class:`Delta` in points (``scale`` x the score difference).
     Production equivalent: ``scipy.stats.bootstrap((b - a,), np.mean, method="percentile")``.
+
+    Example:
+        >>> d = delta_mean([0.5, 0.6, 0.7, 0.8], [0.6, 0.7, 0.8, 0.9], n_resamples=200)
+        >>> round(d.delta, 2), d.ci95, d.verdict()  # B beats A by 0.1 on every item
+        (10.0, [10.0, 10.0], 'direction holds')
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from embedlab.data import Beir, subset_doc_ids
-from embedlab.evaluate import retrieval_per_query
+from embedlab.evaluate import ndcg_at_10_per_query
 from embedlab.search import dense_search
 
 
@@ -184,8 +184,7 @@ def ndcg_per_query(model, beir: Beir, batch_size: int = 256) -> np.ndarray:
     q = model.encode([beir.queries[i] for i in beir.query_ids], **enc)  # (Q, D)
     d = model.encode(beir.doc_texts, **enc)  # (N, D)
     run = dense_search(q, d, beir.query_ids, beir.doc_ids, k=10)
-    per_query = retrieval_per_query(run, beir.qrels, k=10)
-    return np.array([per_query[qid]["ndcg@10"] for qid in beir.query_ids])
+    return ndcg_at_10_per_query(run, beir.qrels, beir.query_ids)
 
 
 def ndcg_at_10(model, beir: Beir, batch_size: int = 256) -> float:

@@ -12,13 +12,12 @@ re-ranks with comes from :func:`load_reranker` (the published
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from embedlab.common import Run
 from embedlab.config import artifacts_dir
-
-Run = dict[str, dict[str, float]]
 
 
 def top_n_pairs(
@@ -84,23 +83,6 @@ def rerank(
     for (qid, did), s in zip(pairs, scores, strict=True):
         out.setdefault(qid, {})[did] = float(s)
     return out
-
-
-def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
-    """Wall-clock seconds of the fastest of ``repeat`` calls of ``fn()``.
-
-    The minimum is the least noisy estimate on a shared machine (other processes only
-    ever add time). Leaves out warm-up: call ``fn`` once before if the first call is slow.
-    Production equivalent: ``timeit.Timer(fn).repeat(repeat, number=1)`` then ``min``.
-    """
-    if repeat < 1:
-        raise ValueError(f"repeat must be >= 1, got {repeat}")
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def loglog_slope(sizes: Sequence[float], seconds: Sequence[float]) -> tuple[float, float]:
@@ -333,12 +315,10 @@ def choose_weight(first: Run, second: Run, qrels, grid: Sequence[float] | None =
 
     Returns: (weight, {weight: nDCG@10 x 100}) over the grid (default 0, 0.1, ..., 1).
     """
-    from embedlab.evaluate import retrieval_scores
+    from embedlab.evaluate import ndcg_at_10
 
     grid = [round(0.1 * i, 1) for i in range(11)] if grid is None else list(grid)
-    table = {
-        w: 100 * retrieval_scores(interpolate(first, second, w), qrels)["ndcg@10"] for w in grid
-    }
+    table = {w: ndcg_at_10(interpolate(first, second, w), qrels) for w in grid}
     return max(table, key=lambda w: (table[w], -abs(w - 0.5))), table
 
 

@@ -1,4 +1,4 @@
-"""Search: exact top-k, BM25 (bm25s), faiss indexes and rank fusion.
+"""Search: exact top-k, BM25 (bm25s), rank fusion and paraphrase mining.
 
 Shapes: Q queries, N corpus documents, D embedding dimension, k hits per query.
 A *run* is BEIR's result format: ``{query_id: {doc_id: score}}``.
@@ -6,23 +6,19 @@ A *run* is BEIR's result format: ``{query_id: {doc_id: score}}``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-Run = dict[str, dict[str, float]]
+from embedlab.common import Run, finite_matrix
 
 
 def _as_tensor(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    """Float32 2-D tensor, or a ValueError that says what was wrong."""
-    t = torch.as_tensor(x, dtype=torch.float32)
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (rows, D); got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        bad = int((~torch.isfinite(t)).any(dim=1).sum())
-        raise ValueError(f"{name} has {bad} row(s) with NaN or inf; embeddings must be finite")
-    return t
+    """Float32 (rows, D) tensor through :func:`embedlab.common.finite_matrix` (0 rows allowed:
+    :func:`check_search_inputs` says which side is empty)."""
+    return torch.from_numpy(finite_matrix(x, name, min_rows=0))
 
 
 def check_search_inputs(queries: torch.Tensor, corpus: torch.Tensor, k: int) -> None:
@@ -66,6 +62,11 @@ def exact_topk(
     Returns:
         (Q, k) scores, s[i, j] = cos(q_i, d_idx[i, j]), and (Q, k) int64 indices into
         the corpus, best first.
+
+    Example:
+        >>> scores, idx = exact_topk([[1.0, 0.0]], [[0.0, 1.0], [1.0, 0.1], [1.0, 1.0]], k=2)
+        >>> idx.tolist(), [round(s, 3) for s in scores[0].tolist()]
+        ([[1, 2]], [0.995, 0.707])
     """
     q, c = _as_tensor(queries, "queries"), _as_tensor(corpus, "corpus")
     check_search_inputs(q, c, k)
@@ -175,6 +176,12 @@ def dense_search(
     Raises:
         ValueError: ids and rows disagree, or a query or doc id repeats (a run keyed by
             id would silently merge the two rows).
+
+    Example:
+        >>> docs = [[0.0, 1.0], [1.0, 0.1], [1.0, 1.0]]
+        >>> run = dense_search([[1.0, 0.0]], docs, ["q1"], ["a", "b", "c"], k=2)
+        >>> {d: round(s, 3) for d, s in run["q1"].items()}
+        {'b': 0.995, 'c': 0.707}
     """
     if len(doc_ids) != len(doc_emb) or len(query_ids) != len(query_emb):
         raise ValueError(
@@ -211,10 +218,8 @@ class BM25:
             raise ValueError(f"{len(doc_ids)} doc ids but {len(texts)} texts")
         check_unique_ids(doc_ids, "doc ids")
         self.doc_ids = list(doc_ids)
-        self._stemmer = _stemmer() if stem else None
-        tokens = bm25s.tokenize(
-            list(texts), stopwords="en", stemmer=self._stemmer, show_progress=False
-        )
+        self.stem = stem
+        tokens = _tokenize(texts, stem, ids=True)
         if not tokens.vocab:
             raise ValueError(
                 f"BM25 found no indexable word in the {len(texts)} texts (all empty or only "
@@ -225,20 +230,53 @@ class BM25:
 
     def search(self, query_ids: Sequence[str], queries: Sequence[str], k: int = 100) -> Run:
         """Top-k documents per query as a run (documents with score 0 are dropped)."""
-        import bm25s
-
         if not 1 <= k <= len(self.doc_ids):
             raise ValueError(f"k={k} must be between 1 and the corpus size N={len(self.doc_ids)}")
-        tokens = bm25s.tokenize(
-            list(queries), stopwords="en", stemmer=self._stemmer, show_progress=False
-        )
+        tokens = _tokenize(queries, self.stem, ids=True)
         idx, scores = self._index.retrieve(tokens, k=k, show_progress=False, n_threads=1)
         run = to_run(scores, idx, list(query_ids), self.doc_ids)
         return {q: {d: s for d, s in hits.items() if s > 0} for q, hits in run.items()}
 
+    def analyze(self, text: str) -> list[str]:
+        """The tokens this index uses for ``text``: see :func:`analyze`."""
+        return analyze(text, self.stem)
 
+    def nbytes(self) -> int:
+        """Bytes of the index: bm25s's precomputed sparse score matrix (CSR data, indices,
+        indptr); leaves out the vocabulary dict."""
+        csr = self._index.scores
+        return int(sum(csr[key].nbytes for key in ("data", "indices", "indptr")))
+
+
+def analyze(text: str, stem: bool = True) -> list[str]:
+    """BM25's tokens for ``text``: lowercased words of 2+ characters, English stop words
+    dropped, Snowball-stemmed (``stem=True``), in order. What :class:`BM25` indexes and
+    searches, so highlighting can mark exactly the words that matched.
+    Production equivalent: ``bm25s.tokenize(..., return_ids=False)`` (used here).
+
+    Example:
+        >>> analyze("The coffee drinkers drink coffee")
+        ['coffe', 'drinker', 'drink', 'coffe']
+        >>> analyze("The coffee drinkers", stem=False)
+        ['coffee', 'drinkers']
+    """
+    return [t for t in _tokenize([text], stem, ids=False)[0] if t]  # "" marks an empty text
+
+
+def _tokenize(texts: Sequence[str], stem: bool, ids: bool):
+    """``bm25s.tokenize`` with the one set of choices used everywhere: English stop words,
+    Snowball stemming when ``stem``. ``ids=True``: bm25s's Tokenized; else token lists."""
+    import bm25s
+
+    stemmer = _stemmer() if stem else None
+    return bm25s.tokenize(
+        list(texts), stopwords="en", stemmer=stemmer, return_ids=ids, show_progress=False
+    )
+
+
+@functools.cache
 def _stemmer():
-    """English Snowball stemmer from PyStemmer."""
+    """English Snowball stemmer from PyStemmer, one per process (stemming is deterministic)."""
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -277,51 +315,6 @@ def _check_finite_scores(qid: str, hits: dict[str, float]) -> None:
         raise ValueError(
             f"run for query {qid!r} has NaN score(s), e.g. doc {bad[0]!r}; expected numbers"
         )
-
-
-class FaissIndex:
-    """A thin wrapper over ``faiss.index_factory`` for inner-product search.
-
-    ``spec`` is a faiss factory string: ``"Flat"``, ``"IVF256,Flat"``, ``"HNSW32"``,
-    ``"PQ48"``, ``"IVF256,PQ48"``. Vectors are L2-normalised so inner product = cosine.
-    Parameters such as ``nprobe`` / ``efSearch`` are set with :meth:`set_param`.
-    """
-
-    def __init__(self, dim: int, spec: str = "Flat") -> None:
-        import faiss
-
-        if dim < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
-        self.dim, self.spec = dim, spec
-        self.index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
-
-    def _prep(self, x: np.ndarray, name: str) -> np.ndarray:
-        t = _as_tensor(x, name)
-        if t.shape[1] != self.dim:
-            raise ValueError(f"{name} has D={t.shape[1]} but the index was built for D={self.dim}")
-        return torch.nn.functional.normalize(t, dim=1).numpy()
-
-    def add(self, vectors: np.ndarray) -> FaissIndex:
-        """Train (if the index type needs it) and add (N, D) vectors."""
-        v = self._prep(vectors, "vectors")
-        if not self.index.is_trained:
-            self.index.train(v)
-        self.index.add(v)
-        return self
-
-    def set_param(self, name: str, value: int) -> None:
-        """Set a search-time parameter, e.g. ``nprobe`` (IVF) or ``efSearch`` (HNSW)."""
-        import faiss
-
-        faiss.ParameterSpace().set_index_parameter(self.index, name, value)
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Returns: (Q, k) scores and (Q, k) indices, best first (-1 where fewer found)."""
-        if self.index.ntotal == 0:
-            raise ValueError("the index is empty: call add() first")
-        if not 1 <= k <= self.index.ntotal:
-            raise ValueError(f"k={k} must be between 1 and the index size {self.index.ntotal}")
-        return self.index.search(self._prep(queries, "queries"), k)
 
 
 def mine_pairs(

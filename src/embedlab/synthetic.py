@@ -18,10 +18,11 @@ Production equivalent: ``sklearn.mixture.GaussianMixture(K, covariance_type="tie
 
 from __future__ import annotations
 
-import time
 from typing import NamedTuple
 
 import numpy as np
+
+from embedlab.common import best_time, finite_matrix
 
 
 class Mixture(NamedTuple):
@@ -34,12 +35,8 @@ class Mixture(NamedTuple):
 
 
 def _unit_rows(x: np.ndarray, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float32)
-    if a.ndim != 2 or a.shape[0] < 2 or a.shape[1] < 1:
-        raise ValueError(f"{name} must be a 2-D (M, D) array with M >= 2, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return a
+    """Float32 (M >= 2, D) array through :func:`embedlab.common.finite_matrix`."""
+    return finite_matrix(x, name, min_rows=2)
 
 
 def fit_mixture(real: np.ndarray, k: int, seed: int = 0, shrinkage: float = 1e-4) -> Mixture:
@@ -101,9 +98,4 @@ def read_bandwidth(x: np.ndarray, repeats: int = 5) -> float:
     a = np.ascontiguousarray(x)
     if a.size == 0 or repeats < 1:
         raise ValueError(f"need a non-empty array and repeats >= 1, got {a.shape}, {repeats}")
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a.sum(axis=0)
-        best = min(best, time.perf_counter() - start)
-    return a.nbytes / best
+    return a.nbytes / best_time(lambda: a.sum(axis=0), repeats)
