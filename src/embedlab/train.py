@@ -17,6 +17,16 @@ order, and the label column to the loss. :func:`train` wraps ``SentenceTransform
 for a step budget scaled by the profile (``profile().train_steps_scale``), quiet (no
 reports, no checkpoints, one progress bar) and seeded.
 
+This module owns training for the whole package:
+
+- one trainer setup: :func:`training_args` (quiet, seeded, 10% warm-up) +
+  :func:`quiet_trainer_class` + :func:`fit`, used by :func:`train`, the contrastive runs
+  (``negatives.train_contrastive``) and ``rerank.fit_cross_encoder``;
+- one hand-written loop for what the trainer does not fit as is (a bi-encoder's outside
+  head, a listwise cross-encoder loss): :func:`seeded_batches`,
+  :func:`adamw_with_warmup`, :func:`run_steps`, used by ``pairtrain.train_pairs``;
+- one "trained once, then loaded" cache: :func:`cached_model`.
+
 Shapes: B batch, D embedding dimension, C classes.
 """
 
