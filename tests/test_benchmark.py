@@ -126,3 +126,14 @@ def test_paired_bootstrap_interval():
         bm.paired_bootstrap([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="non-empty"):
         bm.paired_bootstrap([], [])
+
+
+def test_task_rows_follow_the_profile(monkeypatch):
+    monkeypatch.setenv("EMBEDLAB_PROFILE", "fast")
+    assert bm.TASKS["STS-B"].rows == 200 and bm.TASKS["STS-B-genre"].rows == 400
+    assert bm.TASKS["SciFact"].fast_rows == 50  # the older name notebook 09 reads
+    assert bm._sample(1000, bm.TASKS["STS-B"].rows) == bm._sample(1000, 200)
+    assert len(bm._sample(1000, 200)) == 200 and bm._sample(5, 200) == [0, 1, 2, 3, 4]
+    monkeypatch.setenv("EMBEDLAB_PROFILE", "full")
+    assert bm.TASKS["STS-B"].rows is None and bm.TASKS["SciFact"].fast_rows is None
+    assert bm._sample(1000, bm.TASKS["STS-B"].rows) == list(range(1000))

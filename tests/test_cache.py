@@ -187,3 +187,40 @@ def test_truncated_file_is_treated_as_a_miss(tmp_path):
     p.write_bytes(b"\x93NUMPY garbage")
     assert cache.load_cached(p) is None
     assert not os.path.exists(p)  # a corrupt entry is deleted, so it is recomputed
+
+
+def test_atomic_folder_renames_into_place_or_keeps_the_first(tmp_path):
+    target = tmp_path / "models" / "m"
+
+    def fill(text):
+        def write(folder):
+            (folder / "weights.bin").write_text(text)
+            (folder / "sub").mkdir()
+            (folder / "sub" / "config.json").write_text("{}")
+
+        return write
+
+    assert cache.atomic_folder(target, fill("first")) is True
+    assert (target / "weights.bin").read_text() == "first" and (target / "sub/config.json").exists()
+    assert cache.atomic_folder(target, fill("second")) is False  # another writer was first
+    assert (target / "weights.bin").read_text() == "first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m"]  # no temp folder left
+
+
+def test_atomic_folder_failure_leaves_nothing_and_sweeps_stale_temps(tmp_path):
+    import os
+    import time
+
+    parent = tmp_path / "models"
+    stale = parent / ".tmp-killed"
+    stale.mkdir(parents=True)
+    old = time.time() - 2 * cache.STALE_TMP_SECONDS
+    os.utime(stale, (old, old))
+
+    def half_write(folder):
+        (folder / "half.bin").write_bytes(b"x")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        cache.atomic_folder(parent / "m", half_write)
+    assert list(parent.iterdir()) == []  # neither the half-written nor the stale folder

@@ -89,3 +89,30 @@ def test_relative_env_paths_become_absolute(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EMBEDLAB_MIRROR_DIR", "mirror")
     assert config.mirror_dir() == tmp_path / "mirror" and config.mirror_dir().is_absolute()
+
+
+def test_budgets_are_fields_of_the_profile(monkeypatch):
+    """Package code branches on these fields, never on the profile's name."""
+    fast, full = config.FAST, config.FULL
+    assert fast.training_start == "static" and full.training_start.endswith("bert-base-uncased")
+    assert fast.benchmark_cap("STS-B") == 200 and fast.benchmark_cap("SciFact") == 50
+    assert full.benchmark_cap("STS-B") is None and fast.benchmark_cap("no-such-task") is None
+    custom = config.Profile("gpu-small", 128, None, 0.5, "org/model", (("STS-B", 7),))
+    assert custom.benchmark_cap("STS-B") == 7 and custom.training_start == "org/model"
+
+
+def test_no_package_module_branches_on_the_profile_name():
+    """Budgets live in Profile: a `.name == "fast"` check would bypass a custom profile."""
+    import re
+    from pathlib import Path
+
+    src = Path(config.__file__).parent
+    # printing the name is fine; comparing it is a budget outside Profile
+    pattern = re.compile(r"(profile\(\)|PROFILE|prof)\.name\s*(==|!=|\bin\b)")
+    hits = [
+        f"{p.name}:{i}"
+        for p in sorted(src.rglob("*.py"))
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert hits == [], hits

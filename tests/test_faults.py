@@ -224,14 +224,14 @@ def test_kill_during_model_save_then_clean_rerun(tmp_path):
         """
         import os, signal
         from sentence_transformers import SentenceTransformer
-        from embedlab.train import finetuned
+        from embedlab.train import cached_model
         from tiny import build
         real = SentenceTransformer.save_pretrained
         def dying_save(self, path, *a, **k):
             real(self, path, *a, **k)  # files written into the temp folder ...
             os.kill(os.getpid(), signal.SIGKILL)  # ... killed before the rename
         SentenceTransformer.save_pretrained = dying_save
-        finetuned("tiny", build)
+        cached_model("tiny", build)
         """,
         tmp_path,
         home,
@@ -245,10 +245,10 @@ def test_kill_during_model_save_then_clean_rerun(tmp_path):
     proc = _child(
         """
         import numpy as np
-        from embedlab.train import finetuned
+        from embedlab.train import cached_model
         from tiny import build
-        built = finetuned("tiny", build)  # no model saved: builds, saves, sweeps the stale temp
-        loaded = finetuned("tiny", lambda: 1 / 0)  # now loads from disk, never rebuilds
+        built = cached_model("tiny", build)  # no model saved: builds, saves, sweeps the stale temp
+        loaded = cached_model("tiny", lambda: 1 / 0)  # now loads from disk, never rebuilds
         assert np.allclose(built.encode(["cat dog"]), loaded.encode(["cat dog"]))
         print("ok")
         """,
@@ -268,7 +268,7 @@ def test_failed_model_save_leaves_no_temp_folder(tmp_home, monkeypatch):
             raise RuntimeError("serialisation failed")
 
     with pytest.raises(RuntimeError, match="serialisation failed"):
-        train.finetuned("broken", Unsaveable)
+        train.cached_model("broken", Unsaveable)
     assert list((tmp_home / "models").iterdir()) == []
 
 

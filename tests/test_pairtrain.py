@@ -74,13 +74,26 @@ def test_train_cross_encoder_rejects_bad_input(cross):
         P.train_cross_encoder(cross, [], [], [], "score", steps=1)
 
 
-def test_batches_cycle_epochs_and_keep_groups_together():
-    batches = list(P._batches(8, 4, 5, seed=0, group_size=2))
-    assert len(batches) == 5 and all(len(b) == 4 for b in batches)
-    for b in batches:
-        assert all(b[i] % 2 == 0 and b[i + 1] == b[i] + 1 for i in range(0, 4, 2))
-    first_epoch = np.concatenate(batches[:2])
-    assert sorted(first_epoch) == list(range(8))
+def test_train_pairs_switches_on_the_model_kind(cross, models_available):
+    import copy
+
+    from embedlab.models import MINILM, load_model
+
+    with pytest.raises(ValueError, match="kind"):
+        P.train_pairs("poly", cross, S1, S2, Y, "score", steps=1)
+    bi = load_model(MINILM, max_seq_length=8)
+    with pytest.raises(ValueError, match="a bi-encoder takes"):
+        P.train_pairs("bi", bi, S1, S2, Y, "listwise", steps=1, group_size=2)
+    heads = []
+    log, head = P.train_pairs("bi", bi, S1[:8], S2[:8], np.arange(8) % 3, "classify", steps=2,
+                              batch_size=4, num_labels=3, eval_every=1,
+                              evaluate=lambda h: heads.append(h) or 0.0)  # fmt: skip
+    assert isinstance(head, torch.nn.Linear) and head.out_features == 3
+    assert heads == [head, head] and log.steps == 2  # evaluate(head) at every step
+    model = copy.deepcopy(cross)
+    log, head = P.train_pairs("cross", model, S1[:8], S2[:8], Y[:8], "score", steps=1,
+                              batch_size=4)  # fmt: skip
+    assert head is None and log.steps == 1  # the cross-encoder's head is inside the model
 
 
 def test_metric_and_per_item():

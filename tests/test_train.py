@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset
@@ -176,26 +177,148 @@ def test_freeze_lower_layers_keeps_only_the_top(minilm):
     assert not any(".layer.3." in n or "embeddings" in n for n in names)
 
 
-def test_finetuned_builds_once_then_loads(tmp_path, monkeypatch):
+def _tiny_static():
+    """A 4-dim StaticEmbedding over a 3-word vocabulary: trains in milliseconds, no mirror."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from embedlab.train import finetuned
-
-    monkeypatch.setenv("EMBEDLAB_HOME", str(tmp_path))
-    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1, "b": 2}, unk_token="[UNK]"))
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1, "b": 2, "c": 3}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return SentenceTransformer(modules=[StaticEmbedding(tok, embedding_dim=4)], device="cpu")
+
+
+def test_cached_model_builds_once_then_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBEDLAB_HOME", str(tmp_path))
     calls = []
 
     def build():
         calls.append(1)
-        return SentenceTransformer(modules=[StaticEmbedding(tok, embedding_dim=4)], device="cpu")
+        torch.manual_seed(len(calls))
+        return _tiny_static(), {"settings.json": '{"steps": 3}'}
 
-    first = finetuned("tiny-v1", build)
-    second = finetuned("tiny-v1", build)
+    first = T.cached_model("tiny-v1", build)
+    second = T.cached_model("tiny-v1", build)
     assert calls == [1]
     assert (first.encode(["a b"]) == second.encode(["a b"])).all()
+    folder = tmp_path / "models" / "tiny-v1"
+    assert (folder / "settings.json").read_text() == '{"steps": 3}'  # side files, same rename
     assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".tmp-")]
     with pytest.raises(ValueError, match="plain folder name"):
-        finetuned("../escape", build)
+        T.cached_model("../escape", build)
+    assert T.finetuned is T.cached_model  # the older name still works
+
+
+def test_training_args_are_quiet_seeded_and_warm_up():
+    args = T.training_args("/tmp/x", batch_size=4, lr=1e-3, seed=7, steps=10, head_lr=0.5)
+    assert (args.max_steps, args.per_device_train_batch_size, args.learning_rate) == (10, 4, 1e-3)
+    assert (args.seed, args.data_seed, args.warmup_steps) == (7, 7, 0.1)
+    assert args.save_strategy == "no" and args.disable_tqdm and args.report_to in ([], "none")
+    assert args.learning_rate_mapping == {T.HEAD_PATTERN: 0.5}
+    assert args.logging_strategy == "no"
+    logged = T.training_args("/tmp/x", batch_size=4, lr=1e-3, seed=0, epochs=2, log_every=3)
+    assert (logged.num_train_epochs, logged.max_steps, logged.logging_steps) == (2, -1, 3)
+    assert logged.learning_rate_mapping == {}
+    cross = T.training_args("/tmp/x", batch_size=2, lr=1, seed=0, steps=1, cross_encoder=True)
+    assert type(cross).__name__ == "CrossEncoderTrainingArguments"
+    with pytest.raises(ValueError, match="exactly one of steps and epochs"):
+        T.training_args("/tmp/x", batch_size=4, lr=1e-3, seed=0)
+    with pytest.raises(ValueError, match="exactly one of steps and epochs"):
+        T.training_args("/tmp/x", batch_size=4, lr=1e-3, seed=0, steps=1, epochs=1)
+
+
+def test_quiet_trainer_class_has_no_model_card_callback():
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.base.model_card import BaseModelCardCallback
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    assert issubclass(T.quiet_trainer_class(False), SentenceTransformerTrainer)
+    assert issubclass(T.quiet_trainer_class(True), CrossEncoderTrainer)
+    assert T.quiet_trainer_class(False) is T.quiet_trainer_class(False)  # built once
+    model = _tiny_static()
+    data = Dataset.from_dict({"anchor": ["a", "b"], "positive": ["a c", "b c"]})
+    args = T.training_args("/tmp/x", batch_size=2, lr=0.1, seed=0, steps=1)
+    trainer = T.quiet_trainer_class()(
+        model=model, args=args, train_dataset=data, loss=MultipleNegativesRankingLoss(model)
+    )
+    cbs = trainer.callback_handler.callbacks
+    assert not [c for c in cbs if isinstance(c, BaseModelCardCallback)]
+
+
+PAIRS = Dataset.from_dict(
+    {"anchor": ["a", "b", "c", "a b"], "positive": ["a c", "b", "c c", "b a"]}
+)
+
+
+def _fit_tiny(seed: int = 0, **settings):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    torch.manual_seed(0)
+    model = _tiny_static()
+    before = model[0].embedding.weight.detach().clone()
+    loss = MultipleNegativesRankingLoss(model)
+    result = T.fit(model, PAIRS, loss, batch_size=2, lr=0.5, seed=seed, **settings)
+    return before, result
+
+
+def test_fit_trains_in_place_logs_and_is_seeded():
+    before, result = _fit_tiny(steps=3, log_every=1)
+    weights = result.model[0].embedding.weight.detach()
+    assert not torch.equal(before, weights) and not result.model.training
+    assert result.steps == 3 and result.examples == 6 and result.seconds > 0
+    assert [s for s, _ in result.losses] == [1, 2, 3]
+    _, again = _fit_tiny(steps=3, log_every=1)
+    assert torch.equal(weights, again.model[0].embedding.weight)  # same seed, same weights
+    _, other = _fit_tiny(seed=1, steps=3)
+    assert not torch.equal(weights, other.model[0].embedding.weight)  # the seed orders data
+    _, by_epoch = _fit_tiny(epochs=1)
+    assert by_epoch.steps == 2 and by_epoch.losses == []  # 4 rows / 2 per step, no logging
+
+
+def test_seeded_batches_cycle_epochs_and_keep_groups_together():
+    batches = list(T.seeded_batches(8, 4, 5, seed=0, group_size=2))
+    assert len(batches) == 5 and all(len(b) == 4 for b in batches)
+    for b in batches:
+        assert all(b[i] % 2 == 0 and b[i + 1] == b[i] + 1 for i in range(0, 4, 2))
+    assert sorted(np.concatenate(batches[:2])) == list(range(8))  # one epoch: every row once
+    assert [b.tolist() for b in T.seeded_batches(8, 4, 5, 0, 2)] == [b.tolist() for b in batches]
+    assert [b.tolist() for b in T.seeded_batches(8, 4, 5, 1, 2)] != [b.tolist() for b in batches]
+
+
+def test_adamw_with_warmup_ramps_up_then_decays():
+    body, head = [nn.Parameter(torch.zeros(2))], [nn.Parameter(torch.zeros(1))]
+    frozen = nn.Parameter(torch.zeros(3), requires_grad=False)
+    opt, sched = T.adamw_with_warmup(body + [frozen], head, lr=1.0, head_lr=10.0, steps=10,
+                                     warmup=0.2)  # fmt: skip
+    assert [len(g["params"]) for g in opt.param_groups] == [1, 1]  # frozen one left out
+    rates = []
+    for _ in range(10):
+        rates.append([g["lr"] for g in opt.param_groups])
+        opt.step(), sched.step()
+    body_rates = [r[0] for r in rates]
+    assert body_rates[:3] == pytest.approx([0.5, 1.0, 8 / 9])  # warm = 2 steps, then decay
+    assert body_rates[-1] == pytest.approx(1 / 9) and all(r[1] == 10 * r[0] for r in rates)
+
+
+def test_run_steps_fits_a_line_and_records_the_curve():
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    x = torch.linspace(-1, 1, 16)[:, None]
+    y = 3 * x + 1
+
+    def step_loss(idx):
+        return nn.functional.mse_loss(model(x[idx]), y[idx])
+
+    def mse() -> float:
+        assert not model.training  # evaluation runs in eval mode
+        return float(nn.functional.mse_loss(model(x), y))
+
+    with torch.no_grad():
+        start = float(nn.functional.mse_loss(model(x), y))
+    params = list(model.parameters())
+    optimizer = T.adamw_with_warmup(params, [], 0.1, 0.0, steps=200, warmup=0.1)
+    batches = T.seeded_batches(16, 4, 200, seed=0)
+    log = T.run_steps(model, step_loss, optimizer, batches, params, eval_every=50, evaluate=mse)
+    assert [s for s, _ in log.curve] == [50, 100, 150, 200] and log.steps == 200
+    assert log.curve[-1][1] < 0.05 * start and not model.training

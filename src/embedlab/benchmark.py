@@ -36,25 +36,30 @@ ROLES = ("query", "passage", "symmetric")
 
 @dataclass(frozen=True)
 class Task:
-    """One benchmark task: its family, metric and fast-profile row cap (None = all)."""
+    """One benchmark task: its family and metric. Its size is a budget of the profile."""
 
     name: str
     family: str
     metric: str
-    fast_rows: int | None
+
+    @property
+    def rows(self) -> int | None:
+        """Rows of the active profile's seeded sample (``Profile.benchmark_rows``); None: all."""
+        return profile().benchmark_cap(self.name)
+
+    fast_rows = rows  # the older name (notebook 09 prints it); None in the full profile
 
 
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        # fast caps keep notebook 09's six-model leaderboard near two minutes on 2 cores
-        Task("STS-B", "STS", "Spearman", 200),
-        Task("SICK-R", "STS", "Spearman", 200),
-        Task("SciFact", "Retrieval", "nDCG@10", 50),  # claims; + their docs + as many distractors
-        Task("SICK-pairs", "PairClassification", "AP", 200),
-        Task("SNLI-pairs", "PairClassification", "AP", 200),
-        Task("STS-B-genre", "Classification", "accuracy", 400),
-        Task("STS-B-genre-clusters", "Clustering", "V-measure", 200),
+        Task("STS-B", "STS", "Spearman"),
+        Task("SICK-R", "STS", "Spearman"),
+        Task("SciFact", "Retrieval", "nDCG@10"),
+        Task("SICK-pairs", "PairClassification", "AP"),
+        Task("SNLI-pairs", "PairClassification", "AP"),
+        Task("STS-B-genre", "Classification", "accuracy"),
+        Task("STS-B-genre-clusters", "Clustering", "V-measure"),
     )
 }
 
@@ -123,8 +128,9 @@ def checked_encode(encoder: Encoder, texts: list[str], role: str, dim: int | Non
 
 
 def _sample(n: int, cap: int | None, seed: int = 0) -> list[int]:
-    """Row indices: all of them, or a seeded sorted sample of ``cap`` in the fast profile."""
-    if cap is None or profile().name == "full" or n <= cap:
+    """Row indices: all of them, or a seeded sorted sample of ``cap`` (a profile's
+    ``Task.rows``; None in the full profile)."""
+    if cap is None or n <= cap:
         return list(range(n))
     return sorted(random.Random(seed).sample(range(n), cap))
 
@@ -224,7 +230,7 @@ def scifact_for_benchmark(n_queries: int | None, distractors_per_query: int = 1)
 
     from embedlab.data import load_scifact
 
-    beir = load_scifact("test", corpus="full" if profile().name == "full" else "subset")
+    beir = load_scifact("test", corpus="auto")  # the profile's subset, or the full corpus
     keep = [beir.query_ids[i] for i in _sample(len(beir.query_ids), n_queries)]
     if len(keep) == len(beir.query_ids):
         return beir
@@ -246,27 +252,27 @@ def run_task(task: Task, encoder: Encoder, dim: int | None = None) -> float:
 
     if task.name in ("STS-B", "SICK-R"):
         ds = data.load_stsb("test") if task.name == "STS-B" else data.load_sickr()
-        ds = ds.select(_sample(len(ds), task.fast_rows))
+        ds = ds.select(_sample(len(ds), task.rows))
         return score_sts(encoder, list(ds["sentence1"]), list(ds["sentence2"]), ds["score"], dim)
     if task.name == "SciFact":
-        return score_retrieval(encoder, scifact_for_benchmark(task.fast_rows), dim)
+        return score_retrieval(encoder, scifact_for_benchmark(task.rows), dim)
     if task.name == "SICK-pairs":
         return score_pairs(
             encoder,
-            *_nli_pairs(data.load_sick("test"), "sentence1", "sentence2", task.fast_rows),
+            *_nli_pairs(data.load_sick("test"), "sentence1", "sentence2", task.rows),
             dim,
         )
     if task.name == "SNLI-pairs":
         return score_pairs(
             encoder,
-            *_nli_pairs(data.load_snli("test"), "premise", "hypothesis", task.fast_rows),
+            *_nli_pairs(data.load_snli("test"), "premise", "hypothesis", task.rows),
             dim,
         )
     train, test = data.load_stsb("train"), data.load_stsb("test")
     # the classification test set and the clustering set are the same seeded sample
-    test = test.select(_sample(len(test), TASKS["STS-B-genre-clusters"].fast_rows))
+    test = test.select(_sample(len(test), TASKS["STS-B-genre-clusters"].rows))
     if task.name == "STS-B-genre":
-        tr = train.select(_sample(len(train), task.fast_rows))
+        tr = train.select(_sample(len(train), task.rows))
         return score_classification(
             encoder,
             (list(tr["sentence1"]), [_genre(g) for g in tr["genre"]]),
@@ -284,7 +290,7 @@ def benchmark(model, tasks: Sequence[str] | None = None) -> dict[str, float]:
     Args:
         model: a SentenceTransformer or an encoder ``f(texts, role) -> (N, D)``.
         tasks: names from :data:`TASKS` (default: all). The fast profile caps the large
-            sets at seeded samples (``Task.fast_rows``) and uses the SciFact subset.
+            sets at seeded samples (``Profile.benchmark_rows``) and uses the SciFact subset.
     Raises:
         ValueError: unknown task, an encoder returning the wrong shape or dimension.
     """

@@ -160,6 +160,35 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
+def atomic_folder(path: Path, fill: Callable[[Path], None]) -> bool:
+    """Call ``fill(tmp)`` on a fresh temp folder next to ``path``, fsync, rename it to ``path``.
+
+    The folder version of :func:`atomic_write` (e.g. a saved model: several files that
+    must appear together). Temp folders of killed writers (older than
+    ``STALE_TMP_SECONDS``) are swept first; this call's temp folder is removed whatever
+    fails. Returns: True when this call put the folder in place, False when ``path``
+    already existed (another writer finished first: theirs is kept).
+    """
+    import shutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temp_files(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
+    try:
+        fill(tmp)
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())  # the bytes reach the disk before the name does
+        try:
+            os.replace(tmp, path)
+        except OSError:  # ENOTEMPTY/EEXIST: a folder is already there
+            return False
+        return True
+    finally:  # a failure, or a lost race, leaves no temp folder
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def atomic_save(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` as ``.npy`` via temp file + fsync + rename."""
     atomic_write(path, lambda f: np.save(f, array))

@@ -31,18 +31,57 @@ _TRUE = {"1", "true", "yes", "on"}
 class Profile:
     """Budgets that differ between the fast (CPU, CI) and full (GPU, paper) runs.
 
-    ``scifact_distractors`` is the number of seeded non-relevant abstracts kept next to
-    every test query's relevant ones; ``None`` means the whole 5,183-document corpus.
+    Package code reads these fields, never the profile's name.
+
+    - ``max_seq_length``: tokens kept per text (None: the model's own limit).
+    - ``scifact_distractors``: seeded non-relevant abstracts kept next to every test
+      query's relevant ones; ``None`` means the whole 5,183-document corpus.
+    - ``train_steps_scale``: the share of a full-profile step budget that is run
+      (:func:`embedlab.train.scaled_steps`).
+    - ``training_start``: what the training lessons fine-tune: ``"static"`` (MiniLM's
+      input embeddings, averaged: trains in seconds on a CPU) or a Hub model id.
+    - ``benchmark_rows``: (task, rows) caps of the MTEB-style benchmark's seeded samples;
+      tasks not listed run on all their rows.
     """
 
     name: str
     max_seq_length: int | None
     scifact_distractors: int | None
     train_steps_scale: float
+    training_start: str = "static"
+    benchmark_rows: tuple[tuple[str, int], ...] = ()
+
+    def benchmark_cap(self, task: str) -> int | None:
+        """Rows of benchmark task ``task`` in this profile's seeded sample (None: all)."""
+        return dict(self.benchmark_rows).get(task)
 
 
-FAST = Profile("fast", max_seq_length=256, scifact_distractors=1000, train_steps_scale=0.1)
-FULL = Profile("full", max_seq_length=None, scifact_distractors=None, train_steps_scale=1.0)
+# fast caps keep notebook 09's six-model leaderboard near two minutes on 2 cores
+# (SciFact: claims, with their docs and as many distractors)
+_FAST_BENCHMARK_ROWS = (
+    ("STS-B", 200),
+    ("SICK-R", 200),
+    ("SciFact", 50),
+    ("SICK-pairs", 200),
+    ("SNLI-pairs", 200),
+    ("STS-B-genre", 400),
+    ("STS-B-genre-clusters", 200),
+)
+FAST = Profile(
+    "fast",
+    max_seq_length=256,
+    scifact_distractors=1000,
+    train_steps_scale=0.1,
+    training_start="static",
+    benchmark_rows=_FAST_BENCHMARK_ROWS,
+)
+FULL = Profile(
+    "full",
+    max_seq_length=None,
+    scifact_distractors=None,
+    train_steps_scale=1.0,
+    training_start="google-bert/bert-base-uncased",  # SBERT's own start; needs a GPU
+)
 
 
 def _cuda_available() -> bool:

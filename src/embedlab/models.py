@@ -7,7 +7,7 @@ and a missing one fails at once with :class:`embedlab.config.MissingOfflineAsset
 
 from __future__ import annotations
 
-from embedlab.config import profile
+from embedlab.config import FULL, profile
 from embedlab.offline import require_model
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -90,7 +90,7 @@ def static_token_encoder(model_id: str = MINILM):
     return SentenceTransformer(modules=[static], device="cpu")
 
 
-BERT_BASE = "google-bert/bert-base-uncased"
+BERT_BASE = FULL.training_start  # raw bert-base-uncased: SBERT's start, the full profile's
 
 
 def static_start():
@@ -115,13 +115,15 @@ def static_start():
 def training_start() -> tuple[object, str]:
     """The start for the training lessons in the active profile, and its one-line name.
 
-    fast (CPU): :func:`static_start`. full (GPU, Hub): raw ``bert-base-uncased`` with mean
-    pooling, SBERT's own start, which needs a GPU to train in minutes.
+    ``profile().training_start``: ``"static"`` (fast, CPU) is :func:`static_start`; a Hub
+    id (full, GPU: raw ``bert-base-uncased``, SBERT's own start) loads that model with
+    mean pooling.
     Returns: (SentenceTransformer, description).
     """
-    if profile().name == "fast":
+    start = profile().training_start
+    if start == "static":
         return static_start(), "static start (MiniLM input embeddings, averaged)"
-    return load_model(BERT_BASE), "bert-base-uncased, mean pooling (SBERT's start)"
+    return load_model(start), f"{start.split('/')[-1]}, mean pooling (SBERT's start)"
 
 
 RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"

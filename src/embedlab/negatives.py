@@ -4,15 +4,13 @@ Shapes: M pairs in a batch, D embedding dimension, Q queries, N corpus documents
 The loss itself lives in :mod:`embedlab.losses` (``info_nce``); this module holds what
 goes around it: building (anchor, positive) pairs, the closed-form gradient of the
 cross-entropy, in-batch duplicates (false negatives), a quiet training wrapper around
-``SentenceTransformerTrainer``, a peak-memory probe and a retrieval score.
+``SentenceTransformerTrainer`` (:func:`embedlab.train.fit`), a peak-memory probe and a retrieval score.
 """
 
 from __future__ import annotations
 
 import ctypes
 import re
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -108,17 +106,6 @@ def duplicate_collisions(batches: Iterable[Sequence[int]], texts: Sequence[str])
     return total
 
 
-def _quiet_trainer_class():
-    """SentenceTransformerTrainer without the model-card callback and its progress bar."""
-    from sentence_transformers import SentenceTransformerTrainer
-
-    class QuietTrainer(SentenceTransformerTrainer):
-        def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
-            """Documented hook: we never save a model card, so skip its bookkeeping."""
-
-    return QuietTrainer
-
-
 def train_contrastive(
     model,
     dataset,
@@ -142,32 +129,19 @@ def train_contrastive(
         no_duplicates: use ``BatchSamplers.NO_DUPLICATES`` (no text twice in a batch).
     Production equivalent: the same trainer with your own logging, evaluation and saving.
     """
-    from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers,
-        SentenceTransformerTrainingArguments,
-    )
-    from transformers import PrinterCallback, ProgressCallback
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    from embedlab.train import fit
 
     if not 2 <= batch_size <= len(dataset):
         raise ValueError(f"batch_size must be in [2, {len(dataset)}] (rows); got {batch_size}")
     if not (epochs > 0 and lr > 0):
         raise ValueError(f"epochs and lr must be > 0; got {epochs} and {lr}")
     sampler = BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER
-    with tempfile.TemporaryDirectory(prefix="embedlab-train-") as out:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=epochs,
-            learning_rate=lr, warmup_steps=0.1,
-            seed=seed, data_seed=seed, report_to="none", save_strategy="no",
-            logging_strategy="no", disable_tqdm=True, dataloader_drop_last=True,
-            dataloader_pin_memory=False,
-            batch_sampler=sampler,
-        )  # fmt: skip
-        trainer = _quiet_trainer_class()(model=model, args=args, train_dataset=dataset, loss=loss)
-        for cb in (PrinterCallback, ProgressCallback):
-            trainer.remove_callback(cb)
-        start = time.perf_counter()
-        trainer.train()
-    return time.perf_counter() - start
+    # every step sees M rows: an incomplete last batch would change InfoNCE's task
+    return fit(model, dataset, loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+               dataloader_drop_last=True, dataloader_pin_memory=False,
+               batch_sampler=sampler).seconds  # fmt: skip
 
 
 def ndcg_per_query(model, beir: Beir, batch_size: int = 256) -> np.ndarray:

@@ -18,14 +18,17 @@ Tasks (:data:`TASKS`): ``sick-nli`` (SICK entailment, 3 classes, accuracy), ``si
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from embedlab.train import TrainLog, adamw_with_warmup, run_steps, seeded_batches
 
 OBJECTIVES = ("classify", "score", "listwise")
 # The tasks notebook 03 reports (and `make artifacts` builds); the others run through the
@@ -92,16 +95,7 @@ def per_item(task: str, predicted: np.ndarray, gold: np.ndarray) -> np.ndarray:
     return np.asarray(predicted, dtype=float).reshape(-1)
 
 
-# ------------------------------------------------------------------ the shared loop
-
-
-@dataclass
-class TrainLog:
-    """(step, score) learning curve, wall seconds and steps of one run."""
-
-    curve: list[tuple[int, float]] = field(default_factory=list)
-    seconds: float = 0.0
-    steps: int = 0
+# ------------------------------------------------------------------ inputs of the shared loop
 
 
 def _check_loop(n: int, steps: int, batch_size: int, group_size: int) -> None:
@@ -117,61 +111,6 @@ def _check_loop(n: int, steps: int, batch_size: int, group_size: int) -> None:
             f"rows ({n}) and batch_size ({batch_size}) must be multiples of group_size "
             f"({group_size}): each group is one positive then its negatives"
         )
-
-
-def _batches(n: int, batch_size: int, steps: int, seed: int, group_size: int = 1):
-    """``steps`` batches of row indices: seeded epochs over n rows, groups kept together."""
-    groups, per = n // group_size, batch_size // group_size
-    rng, order = np.random.default_rng(seed), np.array([], dtype=int)
-    for _ in range(steps):
-        while len(order) < per:
-            order = np.concatenate([order, rng.permutation(groups)])
-        take, order = order[:per], order[per:]
-        yield (take[:, None] * group_size + np.arange(group_size)).reshape(-1)
-
-
-def _optimizer(body: list, head: list, lr: float, head_lr: float, steps: int, warmup: float):
-    """AdamW with two parameter groups and linear warm-up then linear decay."""
-    groups = [{"params": [p for p in body if p.requires_grad], "lr": lr}]
-    if head:
-        groups.append({"params": head, "lr": head_lr})
-    opt = torch.optim.AdamW(groups, weight_decay=0.01)
-    warm = max(1, round(warmup * steps))
-
-    def factor(step: int) -> float:
-        return (step + 1) / warm if step < warm else max(0.0, (steps - step) / (steps - warm + 1))
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def _run_loop(
-    model_train: Callable[[bool], None],
-    step_loss: Callable[[np.ndarray], torch.Tensor],
-    opt,
-    sched,
-    batches,
-    steps: int,
-    eval_every: int,
-    evaluate: Callable[[], float] | None,
-    params: list,
-) -> TrainLog:
-    log, start = TrainLog(steps=steps), time.perf_counter()
-    eval_s = 0.0
-    for step, idx in enumerate(batches, start=1):
-        model_train(True)
-        loss = step_loss(idx)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step(), sched.step(), opt.zero_grad()
-        if evaluate is not None and eval_every and (step % eval_every == 0 or step == steps):
-            model_train(False)
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                log.curve.append((step, float(evaluate())))
-            eval_s += time.perf_counter() - t0
-    model_train(False)
-    log.seconds = time.perf_counter() - start - eval_s
-    return log
 
 
 # ------------------------------------------------------------------ cross-encoder
@@ -210,66 +149,6 @@ def head_parameters(model) -> tuple[list, list]:
     return body, head
 
 
-def train_cross_encoder(
-    model,
-    s1: Sequence[str],
-    s2: Sequence[str],
-    target: Sequence[float] | np.ndarray,
-    objective: str,
-    steps: int,
-    batch_size: int = 16,
-    lr: float = 5e-5,
-    head_lr: float = 1e-3,
-    seed: int = 0,
-    group_size: int = 1,
-    warmup: float = 0.1,
-    eval_every: int = 0,
-    evaluate: Callable[[], float] | None = None,
-) -> TrainLog:
-    """Fine-tune a ``CrossEncoder`` in place for ``steps`` optimiser steps.
-
-    objective ``classify``: cross-entropy over C = ``model.num_labels`` classes (target
-    int ids); ``score``: binary cross-entropy of the single logit against a target in
-    [0, 1] (soft labels: STS score / 5); ``listwise``: rows come in groups of
-    ``group_size`` (one positive, then its negatives), and each group's logits get a
-    softmax cross-entropy with the positive as the answer (a ranking loss: only the
-    order inside a group matters, so the head cannot collapse onto the class prior).
-    The head (classifier and pooler) learns at ``head_lr``, the body at ``lr``; 10% linear
-    warm-up then linear decay; gradient norm clipped at 1.
-    ``evaluate()`` (no-grad, eval mode) is called every ``eval_every`` steps and at the
-    end, giving the learning curve. Leaves out: mixed precision, gradient accumulation.
-    Production equivalent: ``CrossEncoderTrainer`` with ``BinaryCrossEntropyLoss`` /
-    ``CrossEntropyLoss`` / ``ListNetLoss`` and ``learning_rate_mapping`` for the head.
-    """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective={objective!r}; expected one of {OBJECTIVES}")
-    y = torch.as_tensor(np.asarray(target))
-    if len(s1) != len(s2) or len(s1) != len(y):
-        raise ValueError(f"need one target per pair, got {len(s1)}, {len(s2)}, {len(y)}")
-    _check_loop(len(s1), steps, batch_size, group_size if objective == "listwise" else 1)
-    if objective == "listwise" and group_size < 2:
-        raise ValueError("the listwise loss needs group_size >= 2 (a positive and a negative)")
-    torch.manual_seed(seed)
-    body, head = head_parameters(model)
-    opt, sched = _optimizer(body, head, lr, head_lr, steps, warmup)
-
-    def step_loss(idx: np.ndarray) -> torch.Tensor:
-        logits = _cross_forward(model, [s1[i] for i in idx], [s2[i] for i in idx])
-        if objective == "classify":
-            return F.cross_entropy(logits, y[idx].long())
-        if objective == "score":
-            return F.binary_cross_entropy_with_logits(logits[:, 0], y[idx].float())
-        groups = logits[:, 0].view(-1, group_size)  # (B / G, G), positive first
-        return F.cross_entropy(groups, torch.zeros(len(groups), dtype=torch.long))
-
-    g = group_size if objective == "listwise" else 1
-    batches = _batches(len(s1), batch_size, steps, seed, g)
-    params = [p for p in model.parameters() if p.requires_grad]
-    return _run_loop(
-        model.train, step_loss, opt, sched, batches, steps, eval_every, evaluate, params
-    )
-
-
 # ------------------------------------------------------------------ bi-encoder
 
 
@@ -303,7 +182,63 @@ def bi_predict(model, head, s1: Sequence[str], s2: Sequence[str], bs: int = 64) 
     return torch.cat(out).numpy()
 
 
-def train_bi_encoder(
+# ------------------------------------------------------------------ one loop, both kinds
+
+KINDS = ("cross", "bi")
+
+
+def _check_pairs(kind: str, objective: str, s1, s2, target, steps: int, batch_size: int,
+                 group_size: int) -> torch.Tensor:  # fmt: skip
+    """The (n,) target tensor, after checking every input of :func:`train_pairs`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}; expected one of {KINDS}")
+    if kind == "bi" and objective not in ("classify", "score"):
+        raise ValueError(f"objective={objective!r}; a bi-encoder takes 'classify' or 'score'")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective={objective!r}; expected one of {OBJECTIVES}")
+    y = torch.as_tensor(np.asarray(target))
+    if len(s1) != len(s2) or len(s1) != len(y):
+        raise ValueError(f"need one target per pair, got {len(s1)}, {len(s2)}, {len(y)}")
+    _check_loop(len(s1), steps, batch_size, group_size if objective == "listwise" else 1)
+    if objective == "listwise" and group_size < 2:
+        raise ValueError("the listwise loss needs group_size >= 2 (a positive and a negative)")
+    return y
+
+
+def _cross_setup(model, objective: str, s1, s2, y: torch.Tensor, group_size: int, _labels):
+    """(body params, head params, no head module, step loss) of a CrossEncoder."""
+    body, head = head_parameters(model)
+
+    def step_loss(idx: np.ndarray) -> torch.Tensor:
+        logits = _cross_forward(model, [s1[i] for i in idx], [s2[i] for i in idx])
+        if objective == "classify":
+            return F.cross_entropy(logits, y[idx].long())
+        if objective == "score":
+            return F.binary_cross_entropy_with_logits(logits[:, 0], y[idx].float())
+        groups = logits[:, 0].view(-1, group_size)  # (B / G, G), positive first
+        return F.cross_entropy(groups, torch.zeros(len(groups), dtype=torch.long))
+
+    return body, head, None, step_loss
+
+
+def _bi_setup(model, objective: str, s1, s2, y: torch.Tensor, _group, num_labels: int):
+    """(body params, head params, head, step loss) of a bi-encoder: a new linear head over
+    (u, v, |u - v|) for classify (SoftmaxLoss), none for score (CosineSimilarityLoss)."""
+    dim = model.get_embedding_dimension()
+    head = torch.nn.Linear(3 * dim, num_labels) if objective == "classify" else None
+
+    def step_loss(idx: np.ndarray) -> torch.Tensor:
+        u, v = _bi_embed(model, [s1[i] for i in idx]), _bi_embed(model, [s2[i] for i in idx])
+        if head is not None:
+            logits = head(torch.cat([u, v, (u - v).abs()], 1))
+            return F.cross_entropy(logits, y[idx].long())
+        return F.mse_loss(F.cosine_similarity(u, v), y[idx].float())
+
+    return list(model.parameters()), list(head.parameters()) if head else [], head, step_loss
+
+
+def train_pairs(
+    kind: str,
     model,
     s1: Sequence[str],
     s2: Sequence[str],
@@ -314,58 +249,84 @@ def train_bi_encoder(
     lr: float = 5e-5,
     head_lr: float = 1e-3,
     seed: int = 0,
+    group_size: int = 1,
     num_labels: int = 3,
     warmup: float = 0.1,
     eval_every: int = 0,
     evaluate: Callable[[object], float] | None = None,
-):
-    """Fine-tune a SentenceTransformer in place with SBERT's objectives, same loop as above.
+) -> tuple[TrainLog, torch.nn.Module | None]:
+    """Fine-tune a cross-encoder (``kind="cross"``) or bi-encoder (``"bi"``) in place.
 
-    objective ``classify``: SoftmaxLoss, a new linear head (learning at ``head_lr``) over
-    (u, v, |u - v|) -> C classes; ``score``: CosineSimilarityLoss, MSE of cos(u, v)
-    against a target in [0, 1] (no head). ``evaluate(head)`` is called for the curve.
-    Production equivalent: ``SentenceTransformerTrainer`` with ``SoftmaxLoss`` /
-    ``CosineSimilarityLoss``.
-
-    Returns: (TrainLog, head) with head a ``torch.nn.Linear`` (classify) or None.
+    One loop for both (:func:`embedlab.train.run_steps`): the same seeded batches of
+    ``batch_size`` pairs, AdamW with the body at ``lr`` and a new head at ``head_lr``,
+    ``warmup`` linear warm-up then linear decay, gradient norm clipped at 1.
+    Cross-encoder (``CrossEncoder``, C = ``model.num_labels`` outputs): ``classify`` is
+    cross-entropy over the classes (int targets); ``score`` binary cross-entropy of the
+    single logit against a target in [0, 1] (soft labels: STS score / 5); ``listwise``
+    takes rows in groups of ``group_size`` (one positive, then its negatives) and gives
+    each group's logits a softmax cross-entropy with the positive as the answer (a ranking
+    loss: the head cannot collapse onto the class prior). Its head is the classifier
+    (+ pooler). Bi-encoder (``SentenceTransformer``, mean pooling): ``classify`` trains a
+    new linear head over (u, v, |u - v|) -> ``num_labels`` classes; ``score`` regresses
+    cos(u, v) on the target (MSE, no head).
+    ``evaluate(head)`` (no-grad, eval mode) runs every ``eval_every`` steps and at the end.
+    Returns: (TrainLog, the bi-encoder's head or None). Leaves out: mixed precision,
+    gradient accumulation. Production equivalent: ``CrossEncoderTrainer`` /
+    ``SentenceTransformerTrainer`` with ``CrossEntropyLoss`` / ``BinaryCrossEntropyLoss`` /
+    ``ListNetLoss`` / ``SoftmaxLoss`` / ``CosineSimilarityLoss`` and
+    ``learning_rate_mapping`` for the head.
     """
-    if objective not in ("classify", "score"):
-        raise ValueError(f"objective={objective!r}; a bi-encoder takes 'classify' or 'score'")
-    y = torch.as_tensor(np.asarray(target))
-    if len(s1) != len(s2) or len(s1) != len(y):
-        raise ValueError(f"need one target per pair, got {len(s1)}, {len(s2)}, {len(y)}")
-    _check_loop(len(s1), steps, batch_size, 1)
+    y = _check_pairs(kind, objective, s1, s2, target, steps, batch_size, group_size)
     torch.manual_seed(seed)
-    dim = model.get_embedding_dimension()
-    head = torch.nn.Linear(3 * dim, num_labels) if objective == "classify" else None
-    body = list(model.parameters())
-    opt, sched = _optimizer(
-        body, list(head.parameters()) if head else [], lr, head_lr, steps, warmup
-    )
-
-    def step_loss(idx: np.ndarray) -> torch.Tensor:
-        u, v = _bi_embed(model, [s1[i] for i in idx]), _bi_embed(model, [s2[i] for i in idx])
-        if head is not None:
-            logits = head(torch.cat([u, v, (u - v).abs()], 1))
-            return F.cross_entropy(logits, y[idx].long())
-        return F.mse_loss(F.cosine_similarity(u, v), y[idx].float())
-
-    params = body + (list(head.parameters()) if head else [])
-    log = _run_loop(
-        model.train,
-        step_loss,
-        opt,
-        sched,
-        _batches(len(s1), batch_size, steps, seed),
-        steps,
-        eval_every,
-        (lambda: evaluate(head)) if evaluate else None,
-        params,
-    )
+    setup = _cross_setup if kind == "cross" else _bi_setup
+    body, head_params, head, step_loss = setup(model, objective, s1, s2, y, group_size, num_labels)
+    optimizer = adamw_with_warmup(body, head_params, lr, head_lr, steps, warmup)
+    group = group_size if objective == "listwise" else 1
+    batches = seeded_batches(len(s1), batch_size, steps, seed, group)
+    params = [p for p in body + head_params if p.requires_grad]
+    check = (lambda: evaluate(head)) if evaluate else None
+    log = run_steps(model, step_loss, optimizer, batches, params, eval_every, check)
     return log, head
 
 
+def train_cross_encoder(model, s1, s2, target, objective: str, steps: int,
+                        evaluate: Callable[[], float] | None = None, **settings) -> TrainLog:  # fmt: skip
+    """:func:`train_pairs` with ``kind="cross"``, ``evaluate()`` taking no argument.
+
+    The name notebook 03 and :func:`embedlab.rerank.train_scifact_reranker` call;
+    ``settings`` are :func:`train_pairs`' keywords. Returns: the TrainLog.
+    """
+    check = (lambda _head: evaluate()) if evaluate else None
+    return train_pairs("cross", model, s1, s2, target, objective, steps, evaluate=check,
+                       **settings)[0]  # fmt: skip
+
+
 # ------------------------------------------------------------------ one task, both models
+
+
+def pair_predict(kind: str, model, head, pairs: PairData) -> np.ndarray:
+    """(n, C) logits of a cross-encoder, or a bi-encoder's (n, C) head logits / (n,) cosines."""
+    if kind == "cross":
+        return cross_logits(model, pairs.s1, pairs.s2)
+    return bi_predict(model, head, pairs.s1, pairs.s2)
+
+
+def _score(task: str, kind: str, model, pairs: PairData, head) -> float:
+    """The task's metric of the model (and head) on ``pairs``: a learning-curve point."""
+    return metric(task, pair_predict(kind, model, head, pairs), pairs.gold)
+
+
+def _pair_start(kind: str, start: str, classes: int, max_length: int, seed: int):
+    """The model a comparison trains: a CrossEncoder with a new head of ``classes``
+    outputs (drawn with ``seed``), or the SentenceTransformer of the same checkpoint."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from embedlab.models import load_model
+
+    if kind == "bi":
+        return load_model(start, max_seq_length=max_length)
+    torch.manual_seed(seed)
+    return CrossEncoder(start, num_labels=classes, max_length=max_length, device="cpu")
 
 
 @dataclass
@@ -403,53 +364,22 @@ def compare_on_task(
     cap). Scores on ``evaluation`` (accuracy or Spearman x 100) every ``eval_every`` steps;
     the returned predictions and scores are on ``final`` (default ``evaluation``).
     """
-    from sentence_transformers.cross_encoder import CrossEncoder
+    from embedlab.models import MINILM
 
-    from embedlab.models import MINILM, load_model
-
-    start = start or MINILM
-    _, _, objective, classes, _ = TASKS[task]
-    ev1, ev2 = evaluation.s1, evaluation.s2
-    final = final or evaluation
+    start, final = start or MINILM, final or evaluation
+    objective, classes = TASKS[task][2:4]
     curves, seconds, preds = {}, {}, {}
-
-    torch.manual_seed(seed)
-    cross = CrossEncoder(start, num_labels=classes, max_length=max_length, device="cpu")
-    log = train_cross_encoder(
-        cross,
-        train.s1,
-        train.s2,
-        train.target,
-        objective,
-        steps,
-        batch_size,
-        lr,
-        head_lr,
-        seed,
-        eval_every=eval_every,
-        evaluate=lambda: metric(task, cross_logits(cross, ev1, ev2), evaluation.gold),
-    )
-    preds["cross-encoder"] = cross_logits(cross, final.s1, final.s2)
-    curves["cross-encoder"], seconds["cross-encoder"] = log.curve, log.seconds
-
-    bi = load_model(start, max_seq_length=max_length)
-    log, head = train_bi_encoder(
-        bi,
-        train.s1,
-        train.s2,
-        train.target,
-        objective,
-        steps,
-        batch_size,
-        lr,
-        head_lr,
-        seed,
-        num_labels=classes,
-        eval_every=eval_every,
-        evaluate=lambda h: metric(task, bi_predict(bi, h, ev1, ev2), evaluation.gold),
-    )
-    preds["bi-encoder"] = bi_predict(bi, head, final.s1, final.s2)
-    curves["bi-encoder"], seconds["bi-encoder"] = log.curve, log.seconds
+    for kind in KINDS:  # cross first: its start is drawn right after torch.manual_seed(seed)
+        model = _pair_start(kind, start, classes, max_length, seed)
+        log, head = train_pairs(
+            kind, model, train.s1, train.s2, train.target, objective, steps,
+            batch_size=batch_size, lr=lr, head_lr=head_lr, seed=seed, num_labels=classes,
+            eval_every=eval_every,
+            evaluate=functools.partial(_score, task, kind, model, evaluation),
+        )  # fmt: skip
+        name = f"{kind}-encoder"
+        preds[name] = pair_predict(kind, model, head, final)
+        curves[name], seconds[name] = log.curve, log.seconds
     scores = {k: metric(task, p, final.gold) for k, p in preds.items()}
     return PairComparison(task, len(train), steps, curves, seconds, preds, scores)
 

@@ -112,29 +112,6 @@ def _check_pair_dataset(train, columns: tuple[str, str, str]) -> None:
         raise ValueError("training data is empty: need at least one labelled pair")
 
 
-def _training_args(cls, batch_size: int, lr: float, seed: int, out: str, **extra):
-    return cls(
-        output_dir=out,
-        per_device_train_batch_size=batch_size,
-        num_train_epochs=1,
-        learning_rate=lr,
-        warmup_steps=0.1,
-        seed=seed,
-        save_strategy="no",
-        report_to="none",
-        logging_strategy="no",
-        use_cpu=not _cuda(),
-        disable_tqdm=False,
-        **extra,
-    )
-
-
-def _cuda() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
 def fit_cross_encoder(
     model,
     train,
@@ -154,22 +131,16 @@ def fit_cross_encoder(
 
     Returns: the same model, trained.
     """
-    import tempfile
+    from sentence_transformers.cross_encoder import losses
 
-    from sentence_transformers.cross_encoder import (
-        CrossEncoderTrainer,
-        CrossEncoderTrainingArguments,
-        losses,
-    )
+    from embedlab.train import fit
 
     _check_pair_dataset(train, ("sentence1", "sentence2", "label"))
     if loss not in {"bce", "mse"}:
         raise ValueError(f"loss={loss!r}; expected 'bce' or 'mse'")
     fn = losses.BinaryCrossEntropyLoss(model) if loss == "bce" else losses.MSELoss(model)
-    with tempfile.TemporaryDirectory(prefix="embedlab-ce-") as out:
-        extra = {"learning_rate_mapping": {r"classifier|pooler": head_lr}} if head_lr else {}
-        args = _training_args(CrossEncoderTrainingArguments, batch_size, lr, seed, out, **extra)
-        CrossEncoderTrainer(model=model, args=args, train_dataset=train, loss=fn).train()
+    fit(model, train, fn, desc="cross-encoder", epochs=1, batch_size=batch_size, lr=lr,
+        seed=seed, head_lr=head_lr, head_pattern=r"classifier|pooler")  # fmt: skip
     return model
 
 
@@ -409,7 +380,7 @@ def build_scifact_reranker(settings: dict | None = None):
 
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from embedlab.train import finetuned
+    from embedlab.train import cached_model
 
     cfg = {**RERANKER_SETTINGS, **(settings or {})}
 
@@ -419,7 +390,7 @@ def build_scifact_reranker(settings: dict | None = None):
         return model, {"embedlab_reranker.json": json.dumps(info, indent=1)}
 
     name = reranker_name(cfg)
-    model = finetuned(
+    model = cached_model(
         name, build, load=lambda p: CrossEncoder(p, device="cpu"), root=artifacts_dir()
     )
     info = getattr(model, "_embedlab_info", None)

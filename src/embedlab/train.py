@@ -17,19 +17,30 @@ order, and the label column to the loss. :func:`train` wraps ``SentenceTransform
 for a step budget scaled by the profile (``profile().train_steps_scale``), quiet (no
 reports, no checkpoints, one progress bar) and seeded.
 
+This module owns training for the whole package:
+
+- one trainer setup: :func:`training_args` (quiet, seeded, 10% warm-up) +
+  :func:`quiet_trainer_class` + :func:`fit`, used by :func:`train`, the contrastive runs
+  (``negatives.train_contrastive``) and ``rerank.fit_cross_encoder``;
+- one hand-written loop for what the trainer does not fit as is (a bi-encoder's outside
+  head, a listwise cross-encoder loss): :func:`seeded_batches`,
+  :func:`adamw_with_warmup`, :func:`run_steps`, used by ``pairtrain.train_pairs``;
+- one "trained once, then loaded" cache: :func:`cached_model`.
+
 Shapes: B batch, D embedding dimension, C classes.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import random
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
@@ -267,26 +278,52 @@ def _expected_columns(loss: torch.nn.Module) -> list[str] | None:
     }.get(name)
 
 
-def _trainer_classes():
-    """Build (lazily: importing sentence-transformers is slow) the quiet trainer + bar."""
-    from sentence_transformers import SentenceTransformerTrainer
+# ------------------------------------------------------------------ the one trainer setup
+# Every sentence-transformers training call of the package (objectives, contrastive,
+# cross-encoder) goes through training_args() + fit(): one place for seeds, warm-up,
+# quietness and the device.
+
+HEAD_PATTERN = r"^classifier\."  # SoftmaxLoss's new head (a bi-encoder loss's parameters)
+
+
+def is_cross_encoder(model) -> bool:
+    """True for a sentence-transformers ``CrossEncoder`` (it has its own trainer/arguments)."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    return isinstance(model, CrossEncoder)
+
+
+@functools.cache
+def quiet_trainer_class(cross_encoder: bool = False) -> type:
+    """``SentenceTransformerTrainer`` (or ``CrossEncoderTrainer``) without the model card.
+
+    The model-card callback samples widget examples with a progress bar of its own and
+    records bookkeeping we never save. (Harmless for the numbers: ``trainer.train()``
+    re-seeds every generator before the first step.) Built lazily: the import is slow.
+    """
+    if cross_encoder:
+        from sentence_transformers.cross_encoder import CrossEncoderTrainer as base
+    else:
+        from sentence_transformers import SentenceTransformerTrainer as base
+
+    class QuietTrainer(base):
+        def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
+            """Documented hook: we never save a model card, so skip its bookkeeping."""
+
+    return QuietTrainer
+
+
+def _progress_bar(desc: str):
+    """A ``TrainerCallback``: one tqdm bar per run, showing the last logged loss."""
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
 
-    class QuietTrainer(SentenceTransformerTrainer):
-        """No model-card callback: it samples widget examples with its own progress bar."""
-
-        def add_model_card_callback(self, default_args_dict) -> None:
-            return None
-
     class Bar(TrainerCallback):
-        """One tqdm bar per run, showing the last logged loss."""
-
-        def __init__(self, desc: str) -> None:
-            self.desc, self.bar = desc, None
+        def __init__(self) -> None:
+            self.bar = None
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.bar = tqdm(total=state.max_steps, desc=self.desc, unit="step")
+            self.bar = tqdm(total=state.max_steps, desc=desc, unit="step")
 
         def on_step_end(self, args, state, control, **kwargs):
             self.bar.update(1)
@@ -298,36 +335,95 @@ def _trainer_classes():
         def on_train_end(self, args, state, control, **kwargs):
             self.bar.close()
 
-    return QuietTrainer, Bar
+    return Bar()
 
 
-def _training_args(
-    out: str, steps: int, batch_size: int, lr: float, seed: int, log_every: int, head_lr=None
+def training_args(
+    out: str,
+    *,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    steps: int | None = None,
+    epochs: float | None = None,
+    log_every: int = 0,
+    head_lr: float | None = None,
+    head_pattern: str = HEAD_PATTERN,
+    cross_encoder: bool = False,
+    **extra,
 ):
-    """Quiet, seeded arguments: no reports, no checkpoints, 10% linear warm-up.
+    """The course's training arguments: quiet, seeded, 10% linear warm-up, no checkpoints.
 
-    ``head_lr``: a learning rate of its own for a loss's new head (parameters named
-    ``classifier``, e.g. SoftmaxLoss's), via ``learning_rate_mapping``.
+    Args:
+        out: output folder (a temp folder: nothing is saved there).
+        steps / epochs: exactly one; ``steps`` optimiser steps (scale a budget with
+            :func:`scaled_steps`, which reads the profile) or ``epochs`` passes.
+        log_every: log the training loss every that many steps (0: no logging).
+        head_lr: a learning rate of its own for parameters matching ``head_pattern`` (a
+            new head), via ``learning_rate_mapping``.
+        cross_encoder: build ``CrossEncoderTrainingArguments`` instead.
+        extra: any other argument (e.g. ``batch_sampler``, ``dataloader_drop_last``).
+    Returns: ``SentenceTransformerTrainingArguments`` (or the cross-encoder's).
+    Production equivalent: the same class, plus evaluation, logging and saving.
     """
-    from sentence_transformers.sentence_transformer.training_args import (
-        SentenceTransformerTrainingArguments,
-    )
-
-    return SentenceTransformerTrainingArguments(
+    if (steps is None) == (epochs is None):
+        raise ValueError(f"give exactly one of steps and epochs, got {steps} and {epochs}")
+    if cross_encoder:
+        from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as cls
+    else:
+        from sentence_transformers import SentenceTransformerTrainingArguments as cls
+    budget = {"max_steps": steps} if steps is not None else {"num_train_epochs": epochs}
+    logging = {"logging_steps": log_every} if log_every else {"logging_strategy": "no"}
+    return cls(
         output_dir=out,
-        max_steps=steps,
         per_device_train_batch_size=batch_size,
         learning_rate=lr,
-        warmup_steps=0.1,  # a float < 1 is a fraction of max_steps
+        warmup_steps=0.1,  # a float < 1 is a fraction of the total steps
         seed=seed,
         data_seed=seed,
-        logging_steps=log_every,
         report_to="none",
         save_strategy="no",
-        disable_tqdm=True,  # train() adds one quiet bar instead
+        disable_tqdm=True,  # fit() adds one quiet bar instead
         use_cpu=not torch.cuda.is_available(),
-        learning_rate_mapping={r"^classifier\.": head_lr} if head_lr else {},
+        learning_rate_mapping={head_pattern: head_lr} if head_lr else {},
+        **budget,
+        **logging,
+        **extra,
     )
+
+
+def fit(
+    model, dataset: Dataset, loss: torch.nn.Module, *, desc: str | None = None, **settings
+) -> TrainResult:
+    """Train ``model`` in place with the quiet trainer; returns a :class:`TrainResult`.
+
+    Args:
+        model: a SentenceTransformer or CrossEncoder (``loss`` wraps this same model).
+        dataset: rows in the loss's column format, shuffled with the seed.
+        desc: label of one progress bar (None: no bar).
+        settings: :func:`training_args`' keywords (batch_size, lr, seed, steps or epochs, ...).
+    Returns: the model (eval mode), the logged (step, loss) pairs, the wall time of
+    ``trainer.train()`` alone, and the steps and examples seen.
+    Production equivalent: ``SentenceTransformerTrainer(...).train()``.
+    """
+    from transformers.trainer_callback import PrinterCallback
+
+    cross = is_cross_encoder(model)
+    with tempfile.TemporaryDirectory(prefix="embedlab-train-") as out:
+        args = training_args(out, cross_encoder=cross, **settings)
+        trainer = quiet_trainer_class(cross)(
+            model=model, args=args, train_dataset=dataset, loss=loss
+        )
+        trainer.remove_callback(PrinterCallback)  # prints a dict per log: the bar shows it
+        if desc:
+            trainer.add_callback(_progress_bar(desc))
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    history = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    model.eval()
+    steps = trainer.state.global_step
+    return TrainResult(model, history, seconds, steps, steps * settings["batch_size"])
 
 
 def train(
@@ -357,22 +453,10 @@ def train(
     Production equivalent: ``SentenceTransformerTrainer(...).train()`` with your own
     ``SentenceTransformerTrainingArguments`` (this is a thin wrapper around it).
     """
-    from transformers.trainer_callback import PrinterCallback
-
     _check_train_inputs(dataset, loss, steps, batch_size)
-    _QuietTrainer, _Bar = _trainer_classes()
-    with tempfile.TemporaryDirectory(prefix="embedlab-train-") as out:
-        args = _training_args(out, steps, batch_size, learning_rate, seed, log_every, head_lr)
-        trainer = _QuietTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
-        trainer.remove_callback(PrinterCallback)
-        if progress:
-            trainer.add_callback(_Bar(desc or type(loss).__name__))
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    history = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    model.eval()
-    return TrainResult(model, history, seconds, steps, steps * batch_size)
+    bar = (desc or type(loss).__name__) if progress else None
+    return fit(model, dataset, loss, desc=bar, steps=steps, batch_size=batch_size,
+               lr=learning_rate, seed=seed, log_every=log_every, head_lr=head_lr)  # fmt: skip
 
 
 def loss_curve(result: TrainResult) -> Sequence[float]:
@@ -380,52 +464,138 @@ def loss_curve(result: TrainResult) -> Sequence[float]:
     return [loss for _, loss in result.losses]
 
 
-def finetuned(
+# ------------------------------------------------------------------ a hand-written loop
+# For models the trainer does not fit as they are (a bi-encoder with a head outside any
+# loss, a listwise cross-encoder loss): seeded batches, AdamW with warm-up, clipping.
+
+
+@dataclass
+class TrainLog:
+    """(step, score) learning curve, wall seconds (evaluation excluded) and steps of one run."""
+
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+
+
+def seeded_batches(n: int, batch_size: int, steps: int, seed: int, group_size: int = 1):
+    """``steps`` batches of row indices: seeded epochs over n rows, groups kept together.
+
+    Rows come in groups of ``group_size`` consecutive rows (e.g. a positive and its
+    negatives); whole groups are shuffled, each epoch a fresh permutation, the last
+    partial epoch continued by the next. Yields: (batch_size,) int arrays.
+    Production equivalent: a ``DataLoader`` with a seeded ``RandomSampler`` (no grouping).
+    """
+    groups, per = n // group_size, batch_size // group_size
+    rng, order = np.random.default_rng(seed), np.array([], dtype=int)
+    for _ in range(steps):
+        while len(order) < per:
+            order = np.concatenate([order, rng.permutation(groups)])
+        take, order = order[:per], order[per:]
+        yield (take[:, None] * group_size + np.arange(group_size)).reshape(-1)
+
+
+def adamw_with_warmup(body: list, head: list, lr: float, head_lr: float, steps: int, warmup: float):
+    """AdamW (weight decay 0.01) with two parameter groups, linear warm-up then decay.
+
+    ``body``: parameters at ``lr`` (frozen ones are skipped); ``head``: a new head's
+    parameters at ``head_lr``. The first ``round(warmup * steps)`` steps ramp the rate up.
+    Returns: (optimizer, LambdaLR scheduler). Production equivalent:
+    ``transformers.get_linear_schedule_with_warmup`` (which starts from 0, not 1/warm).
+    """
+    groups = [{"params": [p for p in body if p.requires_grad], "lr": lr}]
+    if head:
+        groups.append({"params": head, "lr": head_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    warm = max(1, round(warmup * steps))
+
+    def factor(step: int) -> float:
+        return (step + 1) / warm if step < warm else max(0.0, (steps - step) / (steps - warm + 1))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def run_steps(
+    model,
+    step_loss: Callable[[np.ndarray], torch.Tensor],
+    optimizer: tuple,
+    batches,
+    params: list,
+    eval_every: int = 0,
+    evaluate: Callable[[], float] | None = None,
+) -> TrainLog:
+    """One optimiser step per batch of ``batches``: loss, backward, clip at 1, step.
+
+    ``step_loss(idx)`` is the scalar loss of rows ``idx``; ``optimizer`` an (optimizer,
+    scheduler) pair; ``params`` are clipped to gradient norm 1. ``evaluate()`` runs in
+    eval mode without gradients every ``eval_every`` steps and at the end.
+    Returns: TrainLog (the model is left in eval mode).
+    """
+    (opt, sched), batches = optimizer, list(batches)
+    log, start, eval_s = TrainLog(steps=len(batches)), time.perf_counter(), 0.0
+    for step, idx in enumerate(batches, start=1):
+        model.train(True)
+        step_loss(idx).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step(), sched.step(), opt.zero_grad()
+        if evaluate is not None and eval_every and (step % eval_every == 0 or step == log.steps):
+            model.train(False)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                log.curve.append((step, float(evaluate())))
+            eval_s += time.perf_counter() - t0
+    model.train(False)
+    log.seconds = time.perf_counter() - start - eval_s
+    return log
+
+
+# ------------------------------------------------------------------ trained once, then loaded
+
+
+def cached_model(
     name: str,
     build: Callable[[], object],
     load: Callable[[str], object] | None = None,
     root=None,
 ):
-    """A fine-tuned model cached under ``root/<name>`` (default ``home_dir()/models``).
+    """A trained model cached under ``root/<name>`` (default ``home_dir()/models``).
 
     Loads the saved model when it exists (``load(path)``, default ``SentenceTransformer``;
     a ``CrossEncoder`` works the same way); otherwise calls ``build()`` (which trains and
-    returns the model), saves it atomically (temp folder, then rename) and returns it.
-    ``build`` may return ``(model, {file name: text})`` to save small side files (e.g.
-    settings chosen on validation) in the same folder, under the same atomic rename.
+    returns the model), saves it atomically (:func:`embedlab.cache.atomic_folder`) and
+    returns it. ``build`` may return ``(model, {file name: text})`` to save small side
+    files (e.g. settings chosen on validation) in the same folder, under the same rename.
     Put every setting that changes the result into ``name`` (e.g. the step count), so a
-    different recipe never loads a stale model. A failed save removes its temp folder
-    whatever the exception; folders left by killed saves are swept after an hour.
+    different recipe never loads a stale model. If another run saved the same name first,
+    its folder is kept.
     Production equivalent: ``model.save_pretrained(path)`` / ``SentenceTransformer(path)``.
     """
     from pathlib import Path
 
-    from embedlab.cache import sweep_stale_temp_files
+    from embedlab.cache import atomic_folder
     from embedlab.config import home_dir
 
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"model cache name {name!r} must be a non-empty plain folder name")
-    if load is None:
-        from sentence_transformers import SentenceTransformer
-
-        def load(p: str):
-            return SentenceTransformer(p, device="cpu")
-
     path = Path(root or home_dir() / "models") / name
     if (path / "modules.json").exists():
-        return load(str(path))
+        return (load or _load_sentence_transformer)(str(path))
     built = build()
     model, files = built if isinstance(built, tuple) else (built, {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_temp_files(path.parent)  # folders of saves that were killed
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=path.parent)
-    try:
-        model.save_pretrained(tmp)
+
+    def fill(folder: Path) -> None:
+        model.save_pretrained(str(folder))
         for fname, text in files.items():
-            (Path(tmp) / fname).write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:  # another run saved the same name first: keep theirs
-        pass
-    finally:  # any failure (or a rename that already happened) leaves no temp folder
-        shutil.rmtree(tmp, ignore_errors=True)
+            (folder / fname).write_text(text, encoding="utf-8")
+
+    atomic_folder(path, fill)
     return model
+
+
+finetuned = cached_model  # the name notebooks and older code used
+
+
+def _load_sentence_transformer(path: str):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device="cpu")
