@@ -44,7 +44,7 @@ from embedlab.compress import (
     truncate,
 )
 from embedlab.data import load_scifact, load_sick, load_snli, load_stsb
-from embedlab.evaluate import delta_mean, retrieval_per_query
+from embedlab.evaluate import delta_mean, ndcg_at_10_per_query
 from embedlab.models import MINILM, load_model, static_start
 from embedlab.negatives import pairs_from_beir, train_contrastive
 from embedlab.search import exact_topk, to_run
@@ -519,11 +519,9 @@ assert best_speedup > 1, "IVF at recall 0.95 should still beat the exact scan"
 
 
 # %%
-def ndcg_each(scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """(Q,) SciFact nDCG@10 in [0, 1] per query, from (Q, 10) scores and corpus indices."""
-    run = to_run(np.asarray(scores, dtype=np.float64), idx, sf.query_ids, sf.doc_ids)
-    per_query = retrieval_per_query(run, sf.qrels, k=10)
-    return np.array([per_query[q]["ndcg@10"] for q in sf.query_ids])
+def sf_run(scores: np.ndarray, idx: np.ndarray) -> dict[str, dict[str, float]]:
+    """SciFact run ``{query id: {doc id: score}}`` from (Q, 10) scores and corpus indices."""
+    return to_run(np.asarray(scores, dtype=np.float64), idx, sf.query_ids, sf.doc_ids)
 
 
 per_query_ndcg: dict[str, np.ndarray] = {}  # kept for paired comparisons in the Summary
@@ -531,7 +529,7 @@ per_query_ndcg: dict[str, np.ndarray] = {}  # kept for paired comparisons in the
 
 def ndcg(scores: np.ndarray, idx: np.ndarray, name: str | None = None) -> float:
     """SciFact nDCG@10 x 100 of (Q, 10) scores and corpus indices (kept under ``name``)."""
-    each = ndcg_each(scores, idx)
+    each = ndcg_at_10_per_query(sf_run(scores, idx), sf.qrels, sf.query_ids)
     if name:
         per_query_ndcg[name] = each
     return 100 * float(each.mean())
@@ -544,9 +542,7 @@ def float_ndcg(docs: np.ndarray, queries: np.ndarray = query_emb, name: str | No
 
 def ndcg_per_query(scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """(Q,) SciFact nDCG@10 of each query, in sorted query-id order."""
-    run = to_run(np.asarray(scores, dtype=np.float64), idx, sf.query_ids, sf.doc_ids)
-    per_q = retrieval_per_query(run, sf.qrels, k=10)
-    return np.array([per_q[q]["ndcg@10"] for q in sorted(sf.qrels)])
+    return ndcg_at_10_per_query(sf_run(scores, idx), sf.qrels, sorted(sf.qrels))
 
 
 ranges = int8_ranges(doc_emb)

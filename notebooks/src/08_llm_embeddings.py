@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 import embedlab
 from embedlab.config import is_offline
 from embedlab.data import load_scifact, load_snli, load_stsb
-from embedlab.evaluate import delta_spearman, pair_cosine, retrieval_scores, sts_spearman
+from embedlab.evaluate import delta_spearman, ndcg_at_10, pair_cosine, sts_spearman
 from embedlab.llm import (
     DecoderEmbedder,
     check_pooled_is_eos,
@@ -279,7 +279,7 @@ def scifact_ndcg(embedder: DecoderEmbedder, doc_emb: np.ndarray, task: str | Non
     queries = [beir.queries[q] for q in qids]
     q_emb = embedder.encode(with_task(task, queries) if task else queries, batch_size=32)
     run = dense_search(q_emb, doc_emb, qids, doc_ids, k=10)
-    return 100 * retrieval_scores(run, qrels)["ndcg@10"]
+    return ndcg_at_10(run, qrels)
 
 
 start = time.perf_counter()
@@ -618,7 +618,7 @@ else:
     released["STS-B"] = 100 * sts_spearman(a, b, gold)
     q_emb = encode(qwen, [beir.queries[q] for q in qids], prompt=sci_prompt)
     run = dense_search(q_emb, encode(qwen, doc_texts), qids, doc_ids, k=10)
-    released["SciFact nDCG@10"] = 100 * retrieval_scores(run, qrels)["ndcg@10"]
+    released["SciFact nDCG@10"] = ndcg_at_10(run, qrels)
     results[QWEN] = released
     print(released)
     assert released["STS-B"] > results["raw, no instruction"]["STS-B"]

@@ -22,7 +22,7 @@ from IPython.display import Markdown, display
 import embedlab
 from embedlab.app import SearchApp, SearchEngine, cross_encoder_reranker, render_html
 from embedlab.data import load_scifact
-from embedlab.evaluate import delta_mean, retrieval_per_query, retrieval_scores
+from embedlab.evaluate import delta_mean, ndcg_at_10_per_query, retrieval_scores
 from embedlab.models import MINILM, RERANKER, load_model
 from embedlab.rerank import load_reranker
 
@@ -209,8 +209,7 @@ CONFIGS = {
 def ndcg10(qids: list[str], stage: str, rerank: bool) -> np.ndarray:
     """(Q,) nDCG@10 of one configuration, per claim of ``qids``."""
     run = engine.run(qids, [scifact.queries[q] for q in qids], stage, rerank, k=10)
-    per_q = retrieval_per_query(run, {q: scifact.qrels[q] for q in qids}, 10)
-    return np.array([per_q[q]["ndcg@10"] for q in qids])
+    return ndcg_at_10_per_query(run, scifact.qrels, qids)
 
 
 claims = [scifact.queries[q] for q in claim_ids]
