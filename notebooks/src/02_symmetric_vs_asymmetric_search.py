@@ -27,7 +27,12 @@ import embedlab
 from embedlab.cache import encode
 from embedlab.chunking import chunk_corpus, max_sim
 from embedlab.data import load_scifact, load_stsb
-from embedlab.evaluate import delta_mean, retrieval_per_query, retrieval_scores
+from embedlab.evaluate import (
+    delta_mean,
+    ndcg_at_10_per_query,
+    retrieval_per_query,
+    retrieval_scores,
+)
 from embedlab.models import E5_SMALL, MINILM, load_model
 from embedlab.offline import weights_note
 from embedlab.plots import bar_scores
@@ -471,8 +476,7 @@ print(f"E5 MRR@10  with 'query: ' {with_prefix['mrr@10']:.2f}, without {bare['mr
 # %%
 def per_claim_ndcg(run, qrels=sf.qrels) -> np.ndarray:
     """(Q,) nDCG@10 of every claim in the qrels, in a fixed (sorted) order."""
-    per_q = retrieval_per_query(run, qrels, k=10)
-    return np.array([per_q[q]["ndcg@10"] for q in sorted(qrels)])
+    return ndcg_at_10_per_query(run, qrels, sorted(qrels))
 
 
 same = {

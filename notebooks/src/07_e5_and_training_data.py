@@ -41,8 +41,8 @@ from embedlab.data import load_scifact, load_stsb, subset_doc_ids
 from embedlab.evaluate import (
     delta_mean,
     delta_spearman,
+    ndcg_at_10_per_query,
     pair_cosine,
-    retrieval_per_query,
     spearman,
 )
 from embedlab.models import E5_SMALL, load_model, training_start
@@ -334,8 +334,7 @@ def per_query_ndcg(model, q_prompt: str | None = None, d_prompt: str | None = No
         docs,
         k=10,
     )
-    per_query = retrieval_per_query(run, qrels, k=10)
-    return 100 * np.array([per_query[q]["ndcg@10"] for q in qids])
+    return 100 * ndcg_at_10_per_query(run, qrels, qids)
 
 
 # **Try it**
