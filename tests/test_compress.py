@@ -12,12 +12,9 @@ from embedlab.compress import (
     binarize,
     binary_search_rescore,
     bytes_per_vector,
-    copy_bandwidth,
     dequantize_int8,
     hamming_topk,
     int8_ranges,
-    measure_qps,
-    noisy_copies,
     quantize_int8,
     recall_at_k,
     rescore,
@@ -159,18 +156,6 @@ def test_truncate_renormalises_and_keeps_prefix(emb):
         truncate(docs, 21)
 
 
-def test_noisy_copies_are_unit_and_near_their_source(emb):
-    _, docs = emb
-    x = noisy_copies(docs, 250_001, noise=0.05, seed=0)
-    assert x.shape == (250_001, 20) and x.dtype == np.float32
-    assert np.allclose(np.linalg.norm(x[::997], axis=1), 1, atol=1e-5)
-    best_cos = (x[:50] @ docs.T).max(axis=1)
-    assert best_cos.min() > 0.9  # 1 / sqrt(1 + 20 * 0.05**2) ~ 0.976
-    assert np.array_equal(x, noisy_copies(docs, 250_001, noise=0.05, seed=0))  # seeded
-    with pytest.raises(ValueError, match="noise >= 0"):
-        noisy_copies(docs, 10, noise=-1)
-
-
 def test_recall_at_k():
     exact = np.array([[0, 1, 2], [3, 4, 5]])
     assert recall_at_k(exact, exact, k=3) == 1.0
@@ -179,26 +164,10 @@ def test_recall_at_k():
         recall_at_k(exact, exact, k=4)
 
 
-def test_copy_bandwidth_is_plausible():
-    bw = copy_bandwidth(n_bytes=20_000_000, repeats=2)
-    assert 1e8 < bw < 1e13  # 0.1 GB/s .. 10 TB/s
-    with pytest.raises(ValueError, match="n_bytes"):
-        copy_bandwidth(n_bytes=10)
-
-
 def test_bandwidth_bound_qps():
     assert bandwidth_bound_qps(1000, 1536, 1.536e9) == pytest.approx(1000)
     with pytest.raises(ValueError, match="n >= 1"):
         bandwidth_bound_qps(0, 1536, 1e9)
-
-
-def test_measure_qps_counts_queries_and_batches(emb):
-    q, _ = emb
-    calls: list[int] = []
-    qps = measure_qps(lambda b: calls.append(len(b)), q, batch_size=3, repeats=2)
-    assert qps > 0 and calls == [3, 3, 1, 3, 3, 1]
-    with pytest.raises(ValueError, match="batch_size"):
-        measure_qps(lambda b: None, q, batch_size=0)
 
 
 def test_interleaved_times_takes_turns_and_medians(monkeypatch):
@@ -212,5 +181,8 @@ def test_interleaved_times_takes_turns_and_medians(monkeypatch):
     )
     assert order == ["a", "b"] * 3
     assert out == {"a": 1.0, "b": 2.0}  # a: 1, 1, 1; b: 2, 5, 2
+    clock = iter([0.0, 1.0, 1.0, 3.0, 3.0, 4.0, 4.0, 9.0])
+    samples = compress.interleaved_samples({"a": lambda: None, "b": lambda: None}, repeats=2)
+    assert samples == {"a": [1.0, 1.0], "b": [2.0, 5.0]}  # every run, in order
     with pytest.raises(ValueError, match="repeats"):
         compress.interleaved_times({"a": lambda: None}, repeats=0)

@@ -206,7 +206,6 @@ def test_cached_model_builds_once_then_loads(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".tmp-")]
     with pytest.raises(ValueError, match="plain folder name"):
         T.cached_model("../escape", build)
-    assert T.finetuned is T.cached_model  # the older name still works
 
 
 def test_training_args_are_quiet_seeded_and_warm_up():

@@ -11,8 +11,8 @@ What is here, and the production equivalent of each piece:
   ``quantize_embeddings(precision="ubinary")``, faiss ``IndexBinaryFlat``,
   ``sentence_transformers.util.quantization.semantic_search_faiss(rescore=True)``;
 - Matryoshka-style truncation: ``SentenceTransformer(..., truncate_dim=d)``;
-- speed: queries per second, the machine's copy bandwidth and the bandwidth bound of an
-  exact scan (no production equivalent; benchmark suites such as ann-benchmarks do this).
+- speed: workloads timed in turns and the bandwidth bound of an exact scan (no
+  production equivalent; benchmark suites such as ann-benchmarks do this).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from embedlab.common import best_time, elapsed, finite_matrix
+from embedlab.common import elapsed, finite_matrix
 
 PRECISIONS = {"float32": 4.0, "float16": 2.0, "int8": 1.0, "binary": 1 / 8}
 
@@ -210,30 +210,6 @@ def truncate(emb: np.ndarray, dims: int) -> np.ndarray:
     return (t / norms).astype(np.float32)
 
 
-def noisy_copies(base: np.ndarray, n: int, noise: float, seed: int = 0) -> np.ndarray:
-    """``n`` synthetic vectors: random rows of ``base`` plus Gaussian noise, re-normalised.
-
-    Args:
-        base: (M, D) real, L2-normalised embeddings.
-        n: rows to generate; noise: per-dimension standard deviation of the noise.
-            A copy's cosine with its source is about 1 / sqrt(1 + D * noise**2).
-
-    Returns:
-        (n, D) float32 unit vectors. They keep the real data's cluster structure, but each
-        real vector becomes a tight cloud of about n / M copies, which is easier for
-        an index than n genuinely different texts. Generated in blocks to bound memory.
-    """
-    b = finite_matrix(base, "base")
-    if n < 1 or noise < 0:
-        raise ValueError(f"need n >= 1 and noise >= 0; got n={n}, noise={noise}")
-    rng, out = np.random.default_rng(seed), np.empty((n, b.shape[1]), dtype=np.float32)
-    for start in range(0, n, 100_000):
-        rows = b[rng.integers(0, b.shape[0], min(100_000, n - start))]
-        x = rows + noise * rng.standard_normal(rows.shape, dtype=np.float32)
-        out[start : start + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out
-
-
 def recall_at_k(approx: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
     """Mean fraction of the exact top-k found in the approximate top-k (Q, >=k) index arrays.
 
@@ -244,21 +220,6 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
         raise ValueError(f"approx {a.shape} and exact {e.shape} must be (Q, >= k={k}) index arrays")
     hits = [len(set(a[i, :k].tolist()) & set(e[i, :k].tolist())) for i in range(a.shape[0])]
     return float(np.mean(hits)) / k
-
-
-def copy_bandwidth(n_bytes: int = 400_000_000, repeats: int = 3) -> float:
-    """Memory bandwidth in bytes/s, STREAM "Copy" convention: best of ``repeats`` copies.
-
-    A copy of an ``n_bytes`` array reads n_bytes and writes n_bytes; STREAM counts both,
-    so this returns 2 * n_bytes / time. Use an array far larger than the CPU caches
-    (hundreds of MB), or this measures cache speed. Leaves out: pinning threads, NUMA,
-    non-temporal stores (the STREAM benchmark itself controls these).
-    """
-    if n_bytes < 1_000_000 or repeats < 1:
-        raise ValueError(f"need n_bytes >= 1e6 and repeats >= 1; got {n_bytes}, {repeats}")
-    src = np.ones(n_bytes // 8, dtype=np.float64)
-    dst = np.empty_like(src)
-    return 2 * src.nbytes / best_time(lambda: np.copyto(dst, src), repeats)
 
 
 def bandwidth_bound_qps(n: int, bytes_per_vec: float, bandwidth: float) -> float:
@@ -274,38 +235,15 @@ def bandwidth_bound_qps(n: int, bytes_per_vec: float, bandwidth: float) -> float
     return bandwidth / (n * bytes_per_vec)
 
 
-def measure_qps(
-    search: Callable[[np.ndarray], object],
-    queries: np.ndarray,
-    batch_size: int | None = None,
-    repeats: int = 3,
-) -> float:
-    """Queries per second of ``search(batch)`` over all (Q, D) queries: best of ``repeats``.
-
-    ``batch_size=None`` sends all queries in one call (throughput); ``1`` sends them one
-    by one (latency-bound, as an interactive service sees them). Best-of-n timing
-    filters out noise from other processes; it is still wall-clock time on a shared CPU.
-    """
-    q = finite_matrix(queries, "queries")
-    bs = q.shape[0] if batch_size is None else batch_size
-    if bs < 1 or repeats < 1:
-        raise ValueError(f"batch_size and repeats must be >= 1; got {batch_size}, {repeats}")
-
-    def all_batches() -> None:
-        for i in range(0, q.shape[0], bs):
-            search(q[i : i + bs])
-
-    return q.shape[0] / best_time(all_batches, repeats)
-
-
-def interleaved_times(
+def interleaved_samples(
     workloads: Mapping[str, Callable[[], object]], repeats: int = 3
-) -> dict[str, float]:
-    """Median wall-clock seconds of each workload, timed in turns: A, B, C, A, B, C, ...
+) -> dict[str, list[float]]:
+    """Wall-clock seconds of every run of each workload, timed in turns: A, B, C, A, B, C, ...
 
     On a shared machine the background load drifts; timing the workloads in turns exposes
-    each to the same load, so their *ratio* is fair, and the median ignores one unlucky
-    sample. Compare ratios with wide margins, never absolute times.
+    each to the same load, so statistics of their samples compare fairly (the minimum for a
+    bound, the median for a typical run). Compare ratios with wide margins, never absolute
+    times. Returns: ``{name: [seconds of run 1, ..., run repeats]}``.
 
     Raises:
         ValueError: no workloads, or ``repeats < 1``.
@@ -316,4 +254,16 @@ def interleaved_times(
     for _ in range(repeats):
         for name, run in workloads.items():
             samples[name].append(elapsed(run))
-    return {name: float(np.median(s)) for name, s in samples.items()}
+    return samples
+
+
+def interleaved_times(
+    workloads: Mapping[str, Callable[[], object]], repeats: int = 3
+) -> dict[str, float]:
+    """Median seconds of each workload over :func:`interleaved_samples` (turns, same load).
+
+    The median ignores one unlucky sample. Raises: as :func:`interleaved_samples`.
+    """
+    return {
+        name: float(np.median(s)) for name, s in interleaved_samples(workloads, repeats).items()
+    }

@@ -592,9 +592,6 @@ def cached_model(
     return model
 
 
-finetuned = cached_model  # the name notebooks and older code used
-
-
 def _load_sentence_transformer(path: str):
     from sentence_transformers import SentenceTransformer
 
