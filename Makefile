@@ -49,7 +49,7 @@ unit: install
 	$(PY) -m pytest -m "not slow" tests --doctest-modules $(DOCTEST_MODULES)
 
 unit-all: install
-	$(PY) -m pytest tests --doctest-modules $(DOCTEST_MODULES)
+	$(PY) -m pytest tests --durations=15 --doctest-modules $(DOCTEST_MODULES)
 
 # Keep these arguments equal to NBVAL_ARGS in scripts/notebooks.py (a test checks).
 # conftest.py widens nbval's 5 s output-drain limit (see there for why).

@@ -207,6 +207,15 @@ def test_atomic_folder_renames_into_place_or_keeps_the_first(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["m"]  # no temp folder left
 
 
+def test_atomic_folder_gives_the_permissions_of_a_plain_mkdir(tmp_path):
+    """mkdtemp's 0700 must not leak: a model saved to a shared cache stays readable."""
+    plain, atomic = tmp_path / "plain", tmp_path / "atomic"
+    plain.mkdir()
+    assert cache.atomic_folder(atomic, lambda folder: (folder / "w.bin").write_bytes(b"x"))
+    assert atomic.stat().st_mode == plain.stat().st_mode
+    assert (atomic / "w.bin").read_bytes() == b"x"
+
+
 def test_atomic_folder_failure_leaves_nothing_and_sweeps_stale_temps(tmp_path):
     import os
     import time

@@ -138,6 +138,7 @@ def _umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_umask()  # what a plain open(path, "w") creates
+DIR_MODE = 0o777 & ~_umask()  # what a plain mkdir creates
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -175,6 +176,7 @@ def atomic_folder(path: Path, fill: Callable[[Path], None]) -> bool:
     sweep_stale_temp_files(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
     try:
+        os.chmod(tmp, DIR_MODE)  # mkdtemp's owner-only 0700 would become the folder's mode
         fill(tmp)
         for f in tmp.rglob("*"):
             if f.is_file():
