@@ -88,8 +88,8 @@ print(sf.subset_note)
 # vector cloud has more than one cluster). They are encoded once and cached.
 
 # %%
-# 128 tokens, the fast budget notebook 02 reads too, so the course reuses its cached vectors
-model = load_model(MINILM, max_seq_length=128 if FAST else None)
+# the profile's document budget, as in notebook 02, so the course reuses its cached vectors
+model = load_model(MINILM, max_seq_length=embedlab.profile().doc_tokens)
 doc_emb = encode(model, sf.doc_texts)  # (N, D) SciFact abstracts
 query_emb = encode(model, [sf.queries[q] for q in sf.query_ids])  # (Q, D)
 sent_emb = encode(model, sentences)  # (S, D)
@@ -311,7 +311,7 @@ def build(spec: str, data: np.ndarray, train_n: int) -> tuple[faiss.Index, float
     if hasattr(index, "pq"):
         index.pq.cp.niter = 10  # PQ k-means: 10 iterations instead of 25, to fit the budget
         # polysemous training reorders codes for Hamming pre-filtering, which no search
-        # here uses; it is most of PQ's build time (~40 s of ~42 s at N = 10⁵)
+        # here uses, and it took most of each PQ build (on 2 cores, about 40 s at N = 10⁵)
         index.do_polysemous_training = False
     if not index.is_trained:
         sample = np.random.default_rng(0).choice(len(data), min(train_n, len(data)), replace=False)

@@ -165,8 +165,9 @@ if not FAST:  # the whole test set: the mean-pooled score of notebook 01 (37.15)
 #
 # Why the mean-pooled score here differs from notebooks 01 and 09: the model and the
 # pooling are the same, the pairs are not. Notebook 01 scores all 1,379 test pairs, this
-# notebook a seeded 150 and notebook 09 a seeded 200; for a model this weak, subsets that
-# small swing Spearman by well over ten points (see the interval of the claim row below).
+# notebook a seeded 150 and notebook 09 a seeded 200. For a model this weak, Spearman on
+# so few pairs moves a lot from one sample to the next: the interval of the
+# `last-token-minus-mean` claim row below shows how wide it is on these 150.
 #
 # **Try it**: pool the *first* token instead (`lambda h, m: h[:, 0]` with right padding).
 # What score do you expect for a vector that has seen one word, and what do you get?

@@ -42,6 +42,9 @@ class Profile:
       input embeddings, averaged: trains in seconds on a CPU) or a Hub model id.
     - ``benchmark_rows``: (task, rows) caps of the MTEB-style benchmark's seeded samples;
       tasks not listed run on all their rows.
+    - ``doc_tokens``: tokens read per long document (SciFact abstracts) where a notebook
+      caps them below ``max_seq_length`` to fit its budget (None: no extra cap). One value,
+      so notebooks that encode the same abstracts share the embedding cache.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Profile:
     train_steps_scale: float
     training_start: str = "static"
     benchmark_rows: tuple[tuple[str, int], ...] = ()
+    doc_tokens: int | None = None
 
     def benchmark_cap(self, task: str) -> int | None:
         """Rows of benchmark task ``task`` in this profile's seeded sample (None: all)."""
@@ -74,6 +78,7 @@ FAST = Profile(
     train_steps_scale=0.1,
     training_start="static",
     benchmark_rows=_FAST_BENCHMARK_ROWS,
+    doc_tokens=128,
 )
 FULL = Profile(
     "full",
