@@ -119,6 +119,7 @@ plt.tight_layout()
 # same 6-layer, 384-wide shape as `cross-encoder/ms-marco-MiniLM-L-6-v2`.
 
 # %%
+# timing: re-run with one CPU core busy by tests/test_under_load.py
 bi = load_model(MINILM)
 ce_shape = CrossEncoder(MINILM, num_labels=1, max_length=128, device="cpu")
 queries_pool, docs_pool = list(sts_test["sentence1"]), list(sts_test["sentence2"])
@@ -150,6 +151,7 @@ slope_ce, c_ce = loglog_slope(cost["n"], cost["cross s"])
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+# timing: re-run with one CPU core busy by tests/test_under_load.py
 print(cost.round(3).to_string(index=False))
 print(f"fitted slopes: bi-encoder {slope_bi:.2f}, cross-encoder {slope_ce:.2f}")
 fig, ax = plt.subplots(figsize=(6, 4))
@@ -184,6 +186,7 @@ print(
 # (claim, abstract) pairs at the 128-token pair length our re-ranker uses:
 
 # %%
+# timing: re-run with one CPU core busy by tests/test_under_load.py
 docs_text = dict(zip(scifact.doc_ids, scifact.doc_texts, strict=True))
 claim = scifact.queries[scifact.query_ids[0]]
 work = {
@@ -196,6 +199,7 @@ per_query = interleaved_times(work, repeats=3)  # in turns, median of 3 each
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+# timing: re-run with one CPU core busy by tests/test_under_load.py
 print({f"top-{k}": f"{v * 1000:.0f} ms/query" for k, v in per_query.items()})
 assert per_query[100] > 3 * per_query[10], "re-ranking 100 (10x the pairs) costs several times 10"
 

@@ -176,6 +176,7 @@ print(realism.round(3).to_string())
 
 
 # %%
+# timing: re-run with one CPU core busy by tests/test_under_load.py
 def exact_one(C: np.ndarray, q: np.ndarray, k: int = K) -> np.ndarray:
     """Top-k indices of one query q (D,) against C (N, D): a mat-vec and a partial sort."""
     s = C @ q  # (N,) one dot product per stored vector
@@ -221,6 +222,7 @@ scale = pd.DataFrame(scale).set_index("N")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+# timing: re-run with one CPU core busy by tests/test_under_load.py
 print(scale.round(1).to_string())
 big = scale.loc[N_TARGET]
 below = {
@@ -264,6 +266,7 @@ plt.show()
 # (x100) line because arithmetic, not memory, then limits it.
 
 # %%
+# timing: re-run with one CPU core busy by tests/test_under_load.py
 # Wall-clock on a shared CPU: every comparison below is a ratio of medians of
 # measurements taken in turns (interleaved_times), with wide margins.
 one_big = big["one query at a time"]
