@@ -191,13 +191,30 @@ JS_TRACEBACK = """() => [...document.querySelectorAll('.jp-OutputArea-output')]
     .map(o => o.textContent).filter(t => /Traceback|Error:/.test(t)).join('\\n').slice(-3000)"""
 
 
-def _run_all_cells(page, timeout: float = RUN_ALL_TIMEOUT_S) -> int:
-    """Run > Run All Cells, then wait until every code cell has an execution count."""
+JS_DIALOGS = (
+    """() => [...document.querySelectorAll('.jp-Dialog')].map(d => d.textContent).join(' | ')"""
+)
+KERNEL_IDLE = '.jp-Notebook-ExecutionIndicator[data-status="idle"]'
+
+
+def _click_run_all(page) -> None:
     page.locator(".jp-Notebook .jp-Cell").first.click()
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.locator(".lm-Menu").get_by_text("Run All Cells", exact=True).click()
-    deadline, started = time.monotonic() + timeout, False
+
+
+def _run_all_cells(page, timeout: float = RUN_ALL_TIMEOUT_S, attempts: int = 3) -> int:
+    """Run > Run All Cells once the kernel is idle; wait until every code cell has a count.
+
+    A click that lands before the session is wired up queues nothing (a CI run once sat
+    600 s on unrun prompts), so the click is repeated while no cell has started.
+    """
+    page.locator(KERNEL_IDLE).first.wait_for(timeout=180_000)
+    deadline, started, clicks, last_click = time.monotonic() + timeout, False, 0, 0.0
     while time.monotonic() < deadline:
+        if not started and clicks < attempts and time.monotonic() - last_click > 30:
+            _click_run_all(page)
+            clicks, last_click = clicks + 1, time.monotonic()
         prompts = page.evaluate(JS_PROMPTS)
         busy = any("*" in p for p in prompts)
         done = [p for p in prompts if p[1:-2].strip().isdigit()]
@@ -207,7 +224,10 @@ def _run_all_cells(page, timeout: float = RUN_ALL_TIMEOUT_S) -> int:
         if started and not busy and done:
             pytest.fail(f"a cell failed after {len(done)} cells:\n{page.evaluate(JS_TRACEBACK)}")
         time.sleep(2)
-    pytest.fail(f"cells still running after {timeout} s: {page.evaluate(JS_PROMPTS)}")
+    pytest.fail(
+        f"cells still running after {timeout} s ({clicks} Run All clicks): "
+        f"{page.evaluate(JS_PROMPTS)}; dialogs: {page.evaluate(JS_DIALOGS)!r}"
+    )
 
 
 def _search_in_app(page) -> int:
@@ -251,6 +271,8 @@ def test_search_app_in_jupyterlab(lab: str, tmp_path: Path) -> None:
             page.screenshot(path=str(ARTIFACTS / "search_app.png"))
         except BaseException:
             page.screenshot(path=str(ARTIFACTS / "search_app_failure.png"))
+            log = tmp_path / "jupyterlab.log"
+            print(f"JupyterLab log tail:\n{log.read_text()[-3000:] if log.exists() else '-'}")
             raise
         finally:
             context.close()
