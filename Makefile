@@ -60,9 +60,10 @@ nbval: install
 offline: install
 	$(PY) -m embedlab.offline build
 
-## Train once and cache what notebooks 03 and 10 load (a few minutes on 2 CPU cores).
+## Train and generate once what notebooks 03, 08 and 10 load (about 20 minutes on 2 CPU cores).
 artifacts: install
 	$(PY) -m embedlab.pairtrain build && $(PY) -m embedlab.rerank build
+	$(PY) -m embedlab.doc2query build && $(PY) -m embedlab.lora build
 
 ## Re-execute every notebook in order and record runtimes (maintainers).
 notebooks: install

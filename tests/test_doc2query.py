@@ -93,7 +93,7 @@ def test_round_trip_bad_input():
 def test_cache_key_follows_every_setting_and_the_prompt(monkeypatch):
     base = d2q.Doc2QueryRecipe()
     assert base.key() == d2q.Doc2QueryRecipe().key()
-    for change in ({"passages": 10}, {"words": 30}, {"max_new_tokens": 16}, {"seed": 1},
+    for change in ({"passages": 10}, {"claims": 50}, {"words": 30}, {"max_new_tokens": 16}, {"seed": 1},
                    {"generator": "other/model"}, {"batch_size": 8}):  # fmt: skip
         assert d2q.Doc2QueryRecipe(**change).key() != base.key(), change
     before = base.key()
@@ -108,3 +108,23 @@ def test_load_pairs_names_the_build_command(tmp_path):
     path.write_text(json.dumps({"rows": [{"doc_id": "1", "passage": "p", "query": "q"}]}))
     assert d2q.load_pairs(d2q.RECIPE, root=tmp_path)["rows"][0]["query"] == "q"
     assert path.name == f"doc2query-{d2q.RECIPE.key()}.json"
+
+
+def test_corpus_slice_holds_every_cited_abstract_and_only_uncited_others():
+    from embedlab.data import load_scifact
+
+    recipe = d2q.Doc2QueryRecipe(claims=20, passages=60)
+    part = d2q.corpus_slice(recipe)
+    test = load_scifact("test", corpus="full")
+    cited = {d for q in part.qrels for d in test.qrels[q]}
+    any_cited = {d for docs in test.qrels.values() for d in docs}
+    assert len(part.qrels) == len(part.queries) == 20 and len(part.corpus) == 60
+    assert cited <= set(part.corpus), "a claim's cited abstract is missing from its corpus"
+    assert not (set(part.corpus) - cited) & any_cited, "a distractor is cited by a test claim"
+    assert d2q.corpus_slice(recipe).doc_ids == part.doc_ids  # seeded
+    ids = [d for d, _ in d2q.source_passages(recipe)]
+    assert ids == sorted(part.corpus), "every abstract of the slice gets a query"
+    with pytest.raises(ValueError, match="recipe.passages"):
+        d2q.corpus_slice(d2q.Doc2QueryRecipe(claims=20, passages=5))
+    with pytest.raises(ValueError, match="recipe.claims"):
+        d2q.corpus_slice(d2q.Doc2QueryRecipe(claims=0))

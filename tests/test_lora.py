@@ -53,6 +53,20 @@ def test_train_lora_moves_only_the_adapters_and_alternates_sources():
     assert not peft_body.training
 
 
+def test_a_few_live_steps_retrace_the_first_steps_of_a_full_run():
+    _, full = lora.train_lora(lora.add_adapters(tiny_body(), TINY), make_tokenizer(), SOURCES, TINY)
+    _, few = lora.train_lora(
+        lora.add_adapters(tiny_body(), TINY), make_tokenizer(), SOURCES, TINY, steps=3
+    )
+    assert [s for s, *_ in few] == [1, 2, 3]
+    # same batches and the full run's learning-rate schedule, not a 3-step one
+    assert torch.allclose(
+        torch.tensor([v for *_, v in few]), torch.tensor([v for *_, v in full[:3]])
+    )
+    with pytest.raises(ValueError, match="steps must be"):
+        lora.train_lora(lora.add_adapters(tiny_body(), TINY), make_tokenizer(), SOURCES, TINY, 9)
+
+
 def test_train_lora_bad_input():
     peft_body = lora.add_adapters(tiny_body(), TINY)
     with pytest.raises(ValueError, match="batch_size"):

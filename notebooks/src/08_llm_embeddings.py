@@ -5,10 +5,12 @@
 # - the padding pitfall of last-token pooling (right padding reads a pad token), and two
 #   fixes: left padding, or gathering at the true lengths;
 # - E5-mistral's instruction template `Instruct: {task}\nQuery: {text}`, on the query side;
-# - the paper's main idea, synthetic data: an instruct model brainstorms retrieval tasks and
-#   writes (query, positive, hard negative) examples as JSON, which we parse and judge;
-# - contrastive LoRA fine-tuning of the decoder (InfoNCE, tau = 0.02, in-batch negatives),
-#   measured before and after on STS-B and SciFact, beside Wang et al. (2024).
+# - synthetic data the way a 135M model can write it: one short claim per abstract
+#   (doc2query, InPars, Promptagator), batched generation with left padding, a round-trip
+#   filter, and what training on the kept pairs does for real held-out claims;
+# - contrastive LoRA fine-tuning of the decoder (InfoNCE, in-batch negatives,
+#   instructions), trained once in a build step and loaded, a few steps run live, and
+#   measured against the raw decoder's best pooling on STS-B and SciFact.
 
 # %%
 import random
@@ -18,23 +20,26 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import embedlab
 from embedlab.config import is_offline
-from embedlab.data import load_scifact, load_snli, load_stsb
-from embedlab.evaluate import delta_spearman, ndcg_at_10, pair_cosine, sts_spearman
+from embedlab.data import load_scifact, load_stsb
+from embedlab.evaluate import (
+    delta_mean,
+    delta_spearman,
+    ndcg_at_10_per_query,
+    pair_cosine,
+    spearman,
+    sts_spearman,
+)
 from embedlab.llm import (
     DecoderEmbedder,
     check_pooled_is_eos,
     format_instruction,
     last_token_pool,
     mean_pool,
-    parse_examples,
-    parse_string_list,
 )
-from embedlab.losses import info_nce
 from embedlab.models import MINILM, SMOLLM, load_model
 from embedlab.offline import require_model
 from embedlab.search import dense_search
@@ -49,17 +54,21 @@ if FAST:
     sts = sts.shuffle(seed=0).select(range(150))
 s1, s2, gold = list(sts["sentence1"]), list(sts["sentence2"]), np.array(sts["score"])
 
-# SciFact test: fast = 30 seeded queries, their relevant abstracts + 30 distractors.
-beir = load_scifact("test")
+# SciFact test: fast = 50 seeded claims, their relevant abstracts and seeded distractors up
+# to 200 abstracts; the distractors are cited by no claim at all, so no training pair of
+# section 5 (SciFact *train* titles -> abstracts) is among them.
+beir = load_scifact("test", corpus="full")
 qids = sorted(beir.qrels)
 if FAST:
-    qids = sorted(rng.sample(qids, 30))
+    qids = sorted(rng.sample(qids, 50))
 relevant = sorted({d for q in qids for d in beir.qrels[q]})
-others = [d for d in beir.doc_ids if d not in set(relevant)]
-doc_ids = sorted(relevant + (rng.sample(others, 30) if FAST else others))
+train_cited = {d for docs in load_scifact("train", corpus="full").qrels.values() for d in docs}
+test_cited = {d for docs in beir.qrels.values() for d in docs}
+others = sorted(d for d in beir.doc_ids if d not in train_cited | test_cited)
+doc_ids = sorted(relevant + rng.sample(others, 200 - len(relevant))) if FAST else beir.doc_ids
 doc_texts = [f"{beir.corpus[d]['title']} {beir.corpus[d]['text']}".strip() for d in doc_ids]
 qrels = {q: beir.qrels[q] for q in qids}
-DOC_LEN = 96 if FAST else 512  # tokens per abstract, EOS included
+DOC_LEN = 64 if FAST else 512  # tokens per abstract, EOS included
 
 embedlab.run_line(
     [SMOLLM, MINILM],
@@ -68,10 +77,11 @@ embedlab.run_line(
 
 # %% [markdown]
 # In the fast profile STS-B is a seeded subset of 150 of its 1,379 test pairs, and SciFact
-# a 30-query slice of about 60 abstracts cut at 96 tokens: even a 135M decoder is slow on
-# two CPU cores, and this notebook also generates text and trains. Scores on such small sets move by a few
-# points from one subset to another, and the tiny corpus inflates retrieval scores; the
-# full profile runs all of STS-B and the full 5,183-abstract SciFact corpus.
+# a 50-claim slice of 200 abstracts cut at 64 tokens: even a 135M decoder is slow on two
+# CPU cores. Scores on such small sets move by a few points from one subset to another
+# (each comparison below carries its bootstrap interval), and a 200-abstract corpus makes
+# retrieval easier than the full one; the full profile runs all of STS-B and the full
+# 5,183-abstract SciFact corpus.
 #
 # ## 1. Causal attention: only the last token has read the whole text
 #
@@ -106,15 +116,27 @@ assert same_prefix
 # and takes its final hidden state, so that the pooled token is always the same "end of
 # text" symbol, whatever the last word is.
 #
-# We embed with `embedlab.llm.DecoderEmbedder`: tokenize (EOS appended or not), run the
-# body, pool. To compare mean and last-token pooling of the *same* forward pass, a custom
-# pooling returns both, side by side.
+# We embed with `embedlab.llm.DecoderEmbedder`: tokenize (EOS appended), pad on the left,
+# run the body, pool. With left padding every row ends at the last column, so one forward
+# pass gives all three poolings: the EOS state (last column), the last *text* token (the
+# column before it) and the mean over the text tokens. Causal attention makes the last two
+# exactly what a run without the EOS would give: the EOS comes after them.
 
 
 # %%
-def both_poolings(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, L, D) -> (B, 2D): [mean | last token], from one forward pass."""
-    return torch.cat([mean_pool(hidden, mask), last_token_pool(hidden, mask)], dim=-1)
+POOLS = ["mean", "last token", "last token + EOS"]
+
+
+def three_poolings(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) left-padded states, EOS last -> (B, 3D): [mean | last text token | EOS]."""
+    text = mask.clone()
+    text[:, -1] = 0  # the EOS column
+    return torch.cat([mean_pool(hidden, text), hidden[:, -2], hidden[:, -1]], dim=-1)
+
+
+def split_pools(e: np.ndarray) -> dict[str, np.ndarray]:
+    """(N, 3D) -> {pooling: (N, D)}."""
+    return dict(zip(POOLS, np.split(e, 3, axis=1), strict=True))
 
 
 def sts_score(embedder: DecoderEmbedder, texts1: list[str], texts2: list[str]) -> float:
@@ -123,18 +145,13 @@ def sts_score(embedder: DecoderEmbedder, texts1: list[str], texts2: list[str]) -
     return 100 * sts_spearman(e[: len(texts1)], e[len(texts1) :], gold)
 
 
-D = body.config.hidden_size
 timings: dict[str, float] = {}
 start = time.perf_counter()
-no_eos = DecoderEmbedder(body, tok, both_poolings, max_length=256, append_eos=False)
-e = no_eos.encode(s1 + s2, batch_size=32, normalize=False, progress=True)
-e1, e2 = e[: len(s1)], e[len(s1) :]
-pooling_scores = {
-    "mean": 100 * sts_spearman(e1[:, :D], e2[:, :D], gold),
-    "last token": 100 * sts_spearman(e1[:, D:], e2[:, D:], gold),
-}
-raw = DecoderEmbedder(body, tok, "lasttoken", max_length=256, append_eos=True)
-pooling_scores["last token + EOS"] = sts_score(raw, s1, s2)
+pooled = DecoderEmbedder(body, tok, three_poolings, max_length=256)
+e = split_pools(pooled.encode(s1 + s2, batch_size=32, normalize=False, progress=True))
+raw_sts = {k: pair_cosine(v[: len(s1)], v[len(s1) :]) for k, v in e.items()}  # (n,) each
+pooling_scores = {k: 100 * spearman(v, gold) for k, v in raw_sts.items()}
+raw = DecoderEmbedder(body, tok, "lasttoken", max_length=256)  # last token + EOS
 timings["STS-B, 3 poolings"] = time.perf_counter() - start
 
 # %%
@@ -280,38 +297,40 @@ def with_task(task: str, texts: list[str]) -> list[str]:
     return [format_instruction(task, t) for t in texts]
 
 
-def scifact_ndcg(embedder: DecoderEmbedder, doc_emb: np.ndarray, task: str | None) -> float:
-    """nDCG@10 x 100 on our SciFact slice; the instruction (if any) on queries only."""
-    queries = [beir.queries[q] for q in qids]
-    q_emb = embedder.encode(with_task(task, queries) if task else queries, batch_size=32)
-    run = dense_search(q_emb, doc_emb, qids, doc_ids, k=10)
-    return ndcg_at_10(run, qrels)
+def scifact_per_query(q_emb: np.ndarray, d_emb: np.ndarray) -> np.ndarray:
+    """(Q,) nDCG@10 in [0, 1] of each claim of our slice (exact cosine search)."""
+    return ndcg_at_10_per_query(dense_search(q_emb, d_emb, qids, doc_ids, k=10), qrels, qids)
 
 
+claims = [beir.queries[q] for q in qids]
 start = time.perf_counter()
-raw_docs = DecoderEmbedder(body, tok, "lasttoken", max_length=DOC_LEN)
-doc_emb_raw = raw_docs.encode(doc_texts, batch_size=16, progress=True)
+pooled_docs = DecoderEmbedder(body, tok, three_poolings, max_length=DOC_LEN)
+d_raw = split_pools(pooled_docs.encode(doc_texts, batch_size=16, normalize=False, progress=True))
+q_raw = {
+    task: split_pools(pooled.encode(with_task(task, claims) if task else claims, normalize=False))
+    for task in (None, SCIFACT_TASK)
+}  # instruction on the queries only: one document index serves every task
+raw_sci = {k: scifact_per_query(q_raw[None][k], d_raw[k]) for k in POOLS}  # (Q,) each
 results = {
-    "raw, no instruction": {
-        "STS-B": pooling_scores["last token + EOS"],
-        "SciFact nDCG@10": scifact_ndcg(raw, doc_emb_raw, None),
-    },
-    "raw, instruction": {
-        "STS-B": (
-            sts_score(raw, with_task(STS_TASK, s1), with_task(STS_TASK, s2))
-            if not FAST
-            else float("nan")  # skipped in the fast profile: budget
-        ),
-        "SciFact nDCG@10": scifact_ndcg(raw, doc_emb_raw, SCIFACT_TASK),
-    },
+    f"raw, {k}": {"STS-B": pooling_scores[k], "SciFact nDCG@10": 100 * raw_sci[k].mean()}
+    for k in POOLS
 }
-timings["instructions (raw model)"] = time.perf_counter() - start
+results["raw, last token + EOS, instruction"] = {
+    "STS-B": (
+        sts_score(raw, with_task(STS_TASK, s1), with_task(STS_TASK, s2))
+        if not FAST
+        else float("nan")  # skipped in the fast profile: budget
+    ),
+    "SciFact nDCG@10": 100
+    * scifact_per_query(q_raw[SCIFACT_TASK]["last token + EOS"], d_raw["last token + EOS"]).mean(),
+}
+timings["SciFact, 3 poolings, instructions"] = time.perf_counter() - start
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(pd.DataFrame(results).T.round(2).to_string())
-print(f"SciFact: {len(qids)} queries, {len(doc_ids)} abstracts"
-      + (" (a small seeded slice: scores are inflated, not comparable with MTEB)" if FAST else ""))  # fmt: skip
+print(f"SciFact: {len(qids)} claims, {len(doc_ids)} abstracts"
+      + (" (a seeded slice: easier than the full corpus, not comparable with MTEB)" if FAST else ""))  # fmt: skip
 print({k: f"{v:.1f} s" for k, v in timings.items()})
 
 # %% [markdown]
@@ -322,282 +341,280 @@ print({k: f"{v:.1f} s" for k, v in timings.items()})
 # helps or hurts by chance. The paper trains *with* instructions, so that the model
 # learns to use them; we do the same in section 5 and measure again.
 #
-# ## 4. Synthetic data: the paper's main idea
+# ## 4. Synthetic data the way a small model can write it
 #
-# E5-mistral's training data is mostly written by GPT-4: first it *brainstorms* retrieval
-# tasks, then, for each task, writes one (query, positive document, hard negative) example
-# as JSON. The paper produced about 500k examples for 150k unique instructions. We run
-# the same two steps with SmolLM2-135M-Instruct, greedy decoding, prompts shortened from
-# the paper's Appendix C (documents of 1-3 sentences instead of 50+ words, to fit the CPU
-# budget), and a handful of samples.
+# E5-mistral's training data is mostly written by GPT-4: it brainstorms retrieval tasks,
+# then writes (query, positive, hard negative) examples as JSON, about 500k of them. That
+# recipe rests on the generator: a 135M model does not follow a multi-part JSON brief
+# (see the first **Try it** below). What a small model *can* do is the older recipe the
+# paper builds on: show it one passage and ask for one short query about it, as in
+# doc2query (Nogueira et al. 2019), InPars (Bonifacio et al. 2022) and Promptagator (Dai
+# et al. 2022). `embedlab.doc2query` holds it:
+#
+# - a one-shot prompt: an example passage and a claim it supports, then the real passage;
+# - greedy decoding, at most 32 new tokens, cut at the first newline (one claim, not an
+#   essay);
+# - batched generation with **left** padding: a decoder continues after the last column,
+#   so every prompt must end there (the unit tests check that a left-padded batch equals
+#   one-at-a-time generation, and that right padding does not).
+#
+# Which passages? Those of the corpus we want to search, as in Promptagator and GPL (Wang
+# et al. 2022): a search engine's owner has the documents but no labelled queries. Our
+# corpus is a SciFact test slice, 100 seeded claims over 320 abstracts (every abstract
+# they cite, then seeded others), and a query is generated for *every* abstract of it,
+# none chosen by its labels; the claims are read only to score the result. The model
+# sees the abstract's body without its title, which it would otherwise copy.
 
 # %%
-BRAINSTORM = (
-    "Brainstorm a list of potentially useful text retrieval tasks.\n"
-    "Here are a few examples for your reference:\n"
-    "- Provided a scientific claim as query, retrieve documents that help verify or refute the claim.\n"
-    "- Search for documents that answer a FAQ-style query on children's nutrition.\n"
-    "Your output must always be a python list of strings only, with about 10 elements, and "
-    "each element corresponds to a distinct retrieval task in one sentence. Do not explain "
-    "yourself or output anything else."
-)
-EXAMPLE = (
-    "You have been assigned a retrieval task: {task}\n"
-    "Your mission is to write one text retrieval example for this task in JSON format. "
-    "The JSON object must contain the following keys:\n"
-    '- "user_query": a string, a random user search query specified by the retrieval task.\n'
-    '- "positive_document": a string, a relevant document for the user query.\n'
-    '- "hard_negative_document": a string, a hard negative document that only appears '
-    "relevant to the query.\n"
-    "The query should be short; each document should be 1-3 sentences.\n"
-    "Your output must always be a JSON object only, do not explain yourself or output "
-    "anything else."
-)
-KEYS = ("user_query", "positive_document", "hard_negative_document")
-N_EXAMPLES, NEW_TOKENS = (4, 128) if FAST else (32, 400)
+from embedlab import doc2query  # noqa: E402
+from embedlab.cache import encode  # noqa: E402
 
-
-@torch.inference_mode()
-def generate(prompts: list[str], max_new_tokens: int) -> list[str]:
-    """Greedy chat completions, batched with left padding (generation needs it)."""
-    chats = [[{"role": "user", "content": p}] for p in prompts]
-    tok.padding_side = "left"
-    enc = tok.apply_chat_template(chats, add_generation_prompt=True, padding=True,
-                                  return_tensors="pt", return_dict=True)  # fmt: skip
-    tok.padding_side = "right"
-    out = lm.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=1.2,
-                      pad_token_id=tok.pad_token_id)  # fmt: skip
-    return tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-
-
+D2Q = doc2query.RECIPE
+source = doc2query.source_passages(D2Q)  # [(doc id, abstract)], seeded
+print(doc2query.doc2query_prompts([source[0][1]])[0][:700], "...\n")
+live = source[: D2Q.batch_size]  # the build's first batch, generated again here
 start = time.perf_counter()
-brainstorm = generate([BRAINSTORM], 128 if FAST else 300)[0]
-parsed = parse_string_list(brainstorm)
-model_tasks = list(dict.fromkeys(parsed))  # unique, in order
-print(f"brainstorm: {len(parsed)} tasks parsed, {len(model_tasks)} distinct")
-print(brainstorm[:600])
+live_queries = doc2query.generate_queries(
+    lm, tok, [p for _, p in live], D2Q.batch_size, D2Q.max_new_tokens, D2Q.words, progress=True
+)
+timings[f"doc2query, {len(live)} passages"] = time.perf_counter() - start
+for (doc, passage), query in list(zip(live, live_queries, strict=True))[:4]:
+    print(f"[{doc}] {passage[:120]} ...\n   -> {query}\n")
 
 # %% [markdown]
-# The brainstorm is parsed with `parse_string_list`: the first JSON array of strings
-# anywhere in the output, or else its numbered/bulleted lines (small models often ignore
-# "a python list"). We drop duplicates, and when the model's list is short we top it up
-# with hand-written tasks in the paper's style, saying how many came from where:
+# Generating takes most of a second per abstract here (see the timings at the end of
+# section 5), so the course generates its pairs once, in a build step (`make artifacts`
+# runs `python -m embedlab.doc2query build`, the same `generate_queries` as above), and
+# caches them under `EMBEDLAB_ARTIFACTS_DIR` by a hash of the recipe and the prompt;
+# without the cache, the next cell generates them. The live batch above must reproduce
+# the cached one.
 
 # %%
-SEED_TASKS = [
-    "Given a question about cooking, retrieve recipes that answer it.",
-    "Given a medical symptom, retrieve articles describing possible causes.",
-    "Given a programming error message, retrieve forum posts that fix it.",
-    "Given a travel destination, retrieve guides about things to do there.",
-    "Given a legal question, retrieve statutes that apply to it.",
-    "Given a product name, retrieve customer reviews of it.",
-    "Given a historical event, retrieve encyclopedia passages about it.",
-    "Given a sports team, retrieve news reports about its recent games.",
-]
-tasks = (model_tasks + SEED_TASKS * 4)[:N_EXAMPLES]
-print(f"tasks used: {min(len(model_tasks), N_EXAMPLES)} from the model, "
-      f"{N_EXAMPLES - min(len(model_tasks), N_EXAMPLES)} hand-written")  # fmt: skip
-outputs = []
-for i in tqdm(range(0, len(tasks), 8), desc="generate"):
-    outputs += generate([EXAMPLE.format(task=t) for t in tasks[i : i + 8]], NEW_TOKENS)
-examples = [parse_examples(o, KEYS)[:1] for o in outputs]  # at most one example per output
-valid = [ex[0] for ex in examples if ex]
-timings["generation"] = time.perf_counter() - start
-print(f"valid examples: {len(valid)} of {len(outputs)} outputs")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-for task, out in list(zip(tasks, outputs, strict=True))[:3]:
-    print(f"--- task: {task}\n{out[:500]}\n")
-print(f"generation took {timings['generation']:.1f} s")
+how = "loaded the cached" if doc2query.pairs_path(D2Q).exists() else "generated (not cached yet)"
+doc2query.build_pairs(D2Q)  # a no-op when `make artifacts` has built them
+rows = doc2query.load_pairs(D2Q)["rows"]
+same = sum(r["query"] == q for r, q in zip(rows, live_queries, strict=False))
+print(f"{how} {len(rows)} generations ({doc2query.pairs_path(D2Q).name}); "
+      "rebuild: python -m embedlab.doc2query build")  # fmt: skip
+print(f"live batch identical to the cached one: {same} of {len(live_queries)}")
+# greedy decoding; a near-tie token may flip only under a different float kernel
+assert same >= len(live_queries) - 2, same
 
 # %% [markdown]
-# How good is this data? Validity of the JSON is only the first filter. A stricter,
-# measurable one: does an independent, *trained* encoder (all-MiniLM-L6-v2) agree that the
-# positive is closer to the query than the hard negative? And are the three fields
-# actually different texts?
-
+# Not every generation is a good query: some restate a side remark, some are too vague
+# to point at their abstract. Promptagator's **round-trip filter** keeps a generated
+# query only if a retriever, given the query, ranks its own source passage in the top
+# $k$ of the pool. Our retriever is MiniLM (all-MiniLM-L6-v2), the pool is the generated
+# abstracts themselves, and $k = 10$, fixed before looking at any score. Empty
+# generations are dropped too.
 
 # %%
-def judge(examples: list[dict[str, str]]) -> pd.DataFrame:
-    """Per example: distinct fields, and MiniLM's cos(query, pos) - cos(query, neg)."""
-    if not examples:
-        return pd.DataFrame(columns=["query", "distinct", "margin"])
-    minilm = load_model(MINILM)
-    q, p, n = (minilm.encode([e[k] for e in examples], normalize_embeddings=True) for k in KEYS)
-    margin = (q * p).sum(1) - (q * n).sum(1)
-    distinct = [len({e[k].lower() for k in KEYS}) == 3 for e in examples]
-    return pd.DataFrame({"query": [e["user_query"][:50] for e in examples],
-                         "distinct": distinct, "margin": margin.round(3)})  # fmt: skip
-
-
-verdict = judge(valid)
-good = verdict[verdict["distinct"] & (verdict["margin"] > 0)] if len(verdict) else verdict
-print(verdict.to_string(index=False) if len(verdict) else "no valid example to judge")
-print(f"usable (valid JSON, distinct fields, positive closer than negative): "
-      f"{len(good)} of {len(outputs)}")  # fmt: skip
-MIN_SYNTHETIC = 256  # pairs needed for even a short contrastive run
-use_synthetic = len(good) >= MIN_SYNTHETIC
-print("train on synthetic pairs:", use_synthetic)
+FILTER_K = 10
+minilm = load_model(doc2query.FILTER_MODEL, max_seq_length=PROFILE.doc_tokens)  # abstracts capped
+queries = [r["query"] for r in rows]
+q_emb = encode(minilm, [q or "(empty)" for q in queries])  # (Q, D), unit rows
+p_emb = encode(minilm, [r["passage"] for r in rows])  # (Q, D): row i is query i's source
+ranks = doc2query.source_ranks(q_emb, p_emb)
+keep = doc2query.round_trip_keep(q_emb, p_emb, FILTER_K) & np.array([bool(q) for q in queries])
+kept_rate = 100 * keep.mean()
+print(f"kept {int(keep.sum())} of {len(rows)} ({kept_rate:.1f}%): the source abstract ranks in "
+      f"MiniLM's top {FILTER_K} of {len(rows)}; median rank {np.median(ranks):.0f}")  # fmt: skip
+for title, idx in (("kept", np.flatnonzero(keep)[:3]), ("dropped", np.flatnonzero(~keep)[:3])):
+    print(f"\n{title}:")
+    for i in idx:
+        print(
+            f"  rank {ranks[i]:3d} | {queries[i][:90]}\n           | {rows[i]['passage'][:90]} ..."
+        )
+assert kept_rate >= 50, "most one-shot doc2query generations should point at their abstract"
 
 # %% [markdown]
-# A 135M model writes JSON-*shaped* text, but read the outputs above: keys other than the
-# ones asked for, missing quotes or colons, code mixed into the JSON, repetition, text
-# cut off mid-object; the brainstorm may not even be a list. The paper's recipe rests on
-# the *generator's* quality (GPT-4) and on volume (500k examples). With a handful of
-# samples of which few, if any, survive parsing and the judge, there is nothing to train
-# on, so we fall back to real pairs, as the paper also does for its best model (synthetic
-# + 13 labelled datasets). Training on synthetic pairs needs a much stronger generator,
-# or many more samples and a strict filter: the code path is `use_synthetic`, and in
-# this run we report only the real-pair model.
+# Now the measurement that matters: does training on the kept pairs help a retriever find
+# abstracts for *real* claims, which it never saw? The start is the course's static model
+# (MiniLM's input embeddings, averaged; notebooks 05-07), which trains in seconds. It
+# learns from (generated claim, abstract) pairs with in-batch negatives
+# (`MultipleNegativesRankingLoss`, notebook 06) at notebook 07's learning rate (chosen
+# there on dev claims), for about as many steps as notebook 07 trained. Nothing here is
+# tuned on the test claims.
+
+# %%
+from datasets import Dataset  # noqa: E402
+from sentence_transformers.sentence_transformer.losses import (  # noqa: E402
+    MultipleNegativesRankingLoss,
+)
+
+from embedlab.models import static_start  # noqa: E402
+from embedlab.negatives import ndcg_per_query, train_contrastive  # noqa: E402
+
+kept = np.flatnonzero(keep)
+synthetic = Dataset.from_dict(
+    {"anchor": [queries[i] for i in kept], "positive": [rows[i]["passage"] for i in kept]}
+)
+adapt = doc2query.corpus_slice(D2Q)  # the 100 claims and 320 abstracts
+SYN_LR, SYN_EPOCHS, SYN_BATCH = 0.01, 10, 32
+start = time.perf_counter()
+static = static_start()
+synth_test = {"start": ndcg_per_query(static, adapt)}  # (100,) nDCG@10 per claim
+train_contrastive(static, synthetic, MultipleNegativesRankingLoss(static, scale=20.0),
+                  SYN_BATCH, SYN_EPOCHS, SYN_LR)  # fmt: skip
+synth_test["kept synthetic pairs"] = ndcg_per_query(static, adapt)
+timings["synthetic pairs: train + evaluate"] = time.perf_counter() - start
+synthetic_gain = delta_mean(synth_test["start"], synth_test["kept synthetic pairs"])
+print(f"{len(synthetic)} kept pairs, {SYN_EPOCHS} epochs of batches of {SYN_BATCH}, lr {SYN_LR}")
+print(f"SciFact nDCG@10 ({len(adapt.qrels)} test claims, {len(adapt.corpus)} abstracts):",
+      {k: round(100 * float(v.mean()), 2) for k, v in synth_test.items()})  # fmt: skip
+print(f"kept synthetic pairs minus start: {synthetic_gain.delta:+.2f} "
+      f"[{synthetic_gain.low:+.2f}, {synthetic_gain.high:+.2f}]")  # fmt: skip
+assert synthetic_gain.low > 0, "training on kept synthetic pairs should beat the start"
+
+# %% [markdown]
+# The filter kept 287 of the 320 generations (89.7%; 81.6% at $k = 1$, see exercise 2).
+# Read the dropped ones: shouted fragments that name nothing, and plausible claims about
+# another abstract, e.g. an aspirin claim generated from a passage on trial design. Trained
+# on the 287 kept pairs, the static start finds abstracts for the 100 *real* claims far
+# better: nDCG@10 from 54.71 to 65.08, +10.37 with a 95% interval of [+4.50, +16.58]. A
+# generator 50 times smaller than E5-mistral's, asked for the simplest thing, still
+# teaches a retriever the language of a corpus it has never been trained on. The start
+# here is weak on purpose (it has something to learn); we did not measure how much an
+# already trained retriever such as MiniLM would gain.
 #
-# **Try it**: sample instead of greedy decoding (`do_sample=True, temperature=0.8`) and
-# generate 16 examples. Does the valid fraction go up or down? What does the judge say?
+# **Try it**: ask SmolLM2 for one of E5-mistral's JSON examples instead (a prompt that
+# names the keys `user_query`, `positive_document` and `hard_negative_document`), parse
+# the answers with `embedlab.llm.parse_examples`, and count how many of 8 parse with all
+# three keys. Then try a larger instruct model, online, with the same prompt.
+#
+# **Try it**: set `FILTER_K = 1` (Promptagator's strictest setting) or keep every
+# generation (`keep[:] = True`) and re-run the training cell. Does the test gain move by
+# more than its interval?
 #
 # ## 5. Contrastive fine-tuning with LoRA
 #
-# The recipe of the paper, scaled down: LoRA adapters (rank 16) on every linear layer of
-# the decoder, last-token pooling with EOS, the instruction on the query side, InfoNCE
-# with in-batch negatives and temperature $\tau = 0.02$ (`embedlab.losses.info_nce`, query
-# to document direction as in the paper). The training pairs are real:
+# The recipe of the paper, scaled down (`embedlab.lora`): LoRA adapters (rank 16) on
+# every projection of the decoder's top 10 layers (the backward pass stops there, which
+# makes a step cheaper), last-token pooling after EOS, the instruction on the query side,
+# InfoNCE with in-batch negatives (`embedlab.losses.info_nce`, query to document as in
+# the paper). The training pairs are real and short:
 #
-# - SNLI entailment pairs (premise -> hypothesis), instruction *"Given a premise, retrieve
-#   a hypothesis that is entailed by the premise"* (the paper's NLI instruction);
-# - SciFact abstracts: title -> the rest of the abstract, instruction *"Given the title of
-#   a scientific paper, retrieve its abstract"*, using only abstracts that are *not* in our
-#   evaluation slice and not relevant to any test claim.
+# - SNLI entailment pairs (premise -> hypothesis), with the paper's NLI instruction
+#   *"Given a premise, retrieve a hypothesis that is entailed by the premise"*;
+# - SciFact abstracts cited by a *train* claim: title -> abstract, instruction *"Given the
+#   title of a scientific paper, retrieve its abstract"*. No abstract cited by a test
+#   claim is ever a training pair, nor any of our slice's distractors.
 #
-# Steps alternate between the two sources, 16 pairs per step. On two CPU cores one step
-# of a 135M model costs seconds, so the fast profile trains only a handful of steps, and
-# puts adapters on the top 10 of the 30 layers only: the backward pass then stops there,
-# which makes a step much cheaper. The full profile trains all layers for 300 steps.
+# Steps alternate between the two sources, 16 pairs per step, 48 tokens per query and 64
+# per document. The learning rate, temperature and number of steps were chosen on a dev
+# split (200 STS-B *validation* pairs; 40 held-out SciFact *train* claims over 200
+# abstracts, whose abstracts are never training pairs): of learning rate 1e-3 with
+# $\tau = 0.05$ and 2e-3 with $\tau = 0.02$, each read at 40 and 80 steps, the first at
+# 80 steps scored best on both. The test sets were not read to choose. At about 4 s per
+# step that is over 5 minutes on two CPU cores, more than this notebook's budget, so
+# `make artifacts` trains the adapter once (`python -m embedlab.lora build`, the same
+# `train_lora` as below) and caches it under `EMBEDLAB_ARTIFACTS_DIR` by a hash of the
+# recipe; without the cache, the next cell trains it. Here
+# we run the first steps live, check that they retrace the build's, and load the rest.
 
 # %%
-snli = load_snli("validation")
-nli = [(r["premise"], r["hypothesis"]) for r in snli if r["label"] == 0]
-rng.shuffle(nli)
-test_relevant = {d for docs in beir.qrels.values() for d in docs}
-full_corpus = load_scifact("test", corpus="full").corpus
-sci = [(full_corpus[d]["title"], full_corpus[d]["text"]) for d in sorted(full_corpus)
-       if d not in test_relevant and d not in set(doc_ids) and full_corpus[d]["title"]]  # fmt: skip
-rng.shuffle(sci)
-SOURCES = [
-    ("Given a premise, retrieve a hypothesis that is entailed by the premise", nli),
-    ("Given the title of a scientific paper, retrieve its abstract", sci),
-]
-BATCH, STEPS, LR, TAU = 16, max(16, round(300 * PROFILE.train_steps_scale)), 2e-3, 0.02
-TRAIN_DOC_LEN = 48 if FAST else 256
-N_LAYERS = body.config.num_hidden_layers
-LORA_LAYERS = list(range(N_LAYERS - 10, N_LAYERS)) if FAST else None  # None: all layers
-print(f"{len(nli):,} NLI pairs, {len(sci):,} SciFact title/abstract pairs; {STEPS} steps")
+from embedlab import lora  # noqa: E402
 
-# %%
-from peft import LoraConfig, get_peft_model  # noqa: E402
-
-torch.manual_seed(0)
-targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-lora = LoraConfig(
-    r=16,
-    lora_alpha=32,
-    target_modules=targets,
-    layers_to_transform=LORA_LAYERS,
-    layers_pattern="layers" if LORA_LAYERS else None,
-)
-peft_body = get_peft_model(body, lora)
-trainable = sum(p.numel() for p in peft_body.parameters() if p.requires_grad)
-total = sum(p.numel() for p in peft_body.parameters())
-print(f"trainable LoRA parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-queries_side = DecoderEmbedder(peft_body, tok, "lasttoken", max_length=128)
-docs_side = DecoderEmbedder(peft_body, tok, "lasttoken", max_length=TRAIN_DOC_LEN)
-opt = torch.optim.AdamW([p for p in peft_body.parameters() if p.requires_grad], lr=LR)
-sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 5))
-
-losses: list[tuple[int, int, float]] = []  # (step, source, loss)
+RECIPE = lora.RECIPE
+sources = lora.training_sources(RECIPE)  # [(instruction, [(query, document)])]
+print(RECIPE)
+print({task[:40] + "...": f"{len(pairs):,} pairs" for task, pairs in sources})
+LIVE_STEPS = 3
 start = time.perf_counter()
-peft_body.train()
-for step in tqdm(range(STEPS), desc="LoRA"):
-    src = step % len(SOURCES)
-    task, pairs = SOURCES[src]
-    i = (step // len(SOURCES)) * BATCH % (len(pairs) - BATCH)
-    q, d = zip(*pairs[i : i + BATCH], strict=True)
-    loss = info_nce(
-        queries_side(with_task(task, list(q))), docs_side(list(d)), TAU, symmetric=False
-    )
-    loss.backward()
-    opt.step(), sched.step(), opt.zero_grad()
-    losses.append((step, src, float(loss)))
-peft_body.eval()
-timings["LoRA training"] = time.perf_counter() - start
+live_body = lora.add_adapters(body, RECIPE)  # fresh adapters, seeded as in the build
+trainable = sum(p.numel() for p in live_body.parameters() if p.requires_grad)
+total = sum(p.numel() for p in live_body.parameters())
+print(f"trainable LoRA parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
+_, live_losses = lora.train_lora(live_body, tok, sources, RECIPE, steps=LIVE_STEPS, progress=True)
+timings[f"LoRA, {LIVE_STEPS} live steps"] = time.perf_counter() - start
+body = live_body.unload()  # the plain decoder again: adapters removed, base weights untouched
+built = (lora.adapter_dir(RECIPE) / "adapter_config.json").exists()
+lora.build_adapter(RECIPE)  # a no-op when `make artifacts` has trained it
+tuned_body, record = lora.load_adapter(body, RECIPE)
+cached = record["losses"]  # [(step, source, loss)] of the build's run
+print(f"{'loaded the cached' if built else 'trained (not cached yet)'} adapter "
+      f"{lora.adapter_dir(RECIPE).name}: {RECIPE.steps} steps; retrain live with "
+      "lora.train_lora (below), rebuild with python -m embedlab.lora build")  # fmt: skip
+print("first steps, live :", [round(v, 3) for *_, v in live_losses])
+print("first steps, build:", [round(v, 3) for *_, v in cached[:LIVE_STEPS]])
+# same seed, data and code; only a different float kernel could move the losses
+assert np.allclose([v for *_, v in live_losses], [v for *_, v in cached[:LIVE_STEPS]], atol=0.05)
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3))
 for src, label in enumerate(["SNLI", "SciFact title->abstract"]):
-    pts = [(s, v) for s, k, v in losses if k == src]
-    ax.plot(*zip(*pts, strict=True), "o-", ms=3, label=label)
-ax.axhline(np.log(BATCH), color="gray", ls="--", lw=1, label="log(batch): chance")
+    pts = [(s, v) for s, k, v in cached if k == src]
+    ax.plot(*zip(*pts, strict=True), "o-", ms=3, label=f"{label} (build)")
+ax.plot([s for s, *_ in live_losses], [v for *_, v in live_losses], "k*", ms=9, label="live steps")
+ax.axhline(np.log(RECIPE.batch_size), color="gray", ls="--", lw=1, label="log(batch): chance")
 ax.set_xlabel("step")
 ax.set_ylabel("InfoNCE loss")
-ax.legend()
+ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
-first, last = np.mean([v for *_, v in losses[:4]]), np.mean([v for *_, v in losses[-4:]])
-print(f"loss: first 4 steps {first:.2f}, last 4 steps {last:.2f}")
-assert last < first, "the contrastive loss should go down"
+first = np.mean([v for *_, v in cached[:10]])
+last = np.mean([v for *_, v in cached[-10:]])
+print(f"loss: first 10 steps {first:.2f}, last 10 steps {last:.2f}, chance {np.log(16):.2f}")
+assert last < np.log(RECIPE.batch_size) - 1, "the loss should leave the chance plateau"
 
 # %% [markdown]
 # The dashed line is chance level, $\log 16$: the loss of a model that cannot tell its
 # own pair from the other 15 in the batch, and exactly the loss when every text maps to
-# the same vector. The raw model starts above it (with $\tau = 0.02$ a confident wrong
-# ranking costs more than chance). If the curve then sits on the dashed line for a
-# while, the embeddings have collapsed to nearly one vector, which a high learning rate
-# with a small temperature does easily; the loss leaves the line once the pairs start to
-# separate. Watch for that plateau whenever you fine-tune with few steps.
+# the same vector. The build's curve starts above it (the first 10 steps
+# average 3.25: with $\tau = 0.05$ a confident wrong ranking costs more than chance),
+# sits near the line until about step 32, while the embeddings are still close to one
+# vector, and then leaves it: the last 10 steps average 0.44. The live steps (stars) land
+# on the build's first steps, loss for loss: same seed, batches and schedule.
 #
-# Now the same evaluations as before, with the adapters switched on:
+# Now the same evaluations as sections 1 and 3, with the adapters switched on, each
+# against the raw decoder's **best** pooling on the same items (the best of three read on
+# the test items themselves, which favours the raw model), with a paired bootstrap.
 
 # %%
-tuned = DecoderEmbedder(peft_body, tok, "lasttoken", max_length=256)
-tuned_docs = DecoderEmbedder(peft_body, tok, "lasttoken", max_length=DOC_LEN)
 start = time.perf_counter()
-doc_emb_tuned = tuned_docs.encode(doc_texts, batch_size=16, progress=True)
-results["LoRA-tuned, instruction"] = {
-    "STS-B": sts_score(tuned, with_task(STS_TASK, s1), with_task(STS_TASK, s2)),
-    "SciFact nDCG@10": scifact_ndcg(tuned, doc_emb_tuned, SCIFACT_TASK),
-}
-results["LoRA-tuned, no instruction"] = {  # STS-B skipped: budget
-    "STS-B": float("nan"),
-    "SciFact nDCG@10": scifact_ndcg(tuned, doc_emb_tuned, None),
-}
+tuned_body = tuned_body.merge_and_unload()  # adapters folded into the weights: faster inference
+tuned = DecoderEmbedder(tuned_body, tok, "lasttoken", max_length=128)
+tuned_docs = DecoderEmbedder(tuned_body, tok, "lasttoken", max_length=DOC_LEN)
+t = tuned.encode(with_task(STS_TASK, s1) + with_task(STS_TASK, s2), progress=True)
+tuned_sts = pair_cosine(t[: len(s1)], t[len(s1) :])  # (n,)
+d_tuned = tuned_docs.encode(doc_texts, batch_size=16, progress=True)
+tuned_sci = scifact_per_query(tuned.encode(with_task(SCIFACT_TASK, claims)), d_tuned)  # (Q,)
 timings["evaluation (tuned)"] = time.perf_counter() - start
-table = pd.DataFrame(results).T.round(2)
-print(table.to_string())
+results["LoRA-tuned, last token + EOS, instruction"] = {
+    "STS-B": 100 * spearman(tuned_sts, gold),
+    "SciFact nDCG@10": 100 * tuned_sci.mean(),
+}
+best_sts = max(POOLS, key=pooling_scores.get)
+best_sci = max(POOLS, key=lambda k: raw_sci[k].mean())
+lora_sts = delta_spearman(raw_sts[best_sts], tuned_sts, gold)
+lora_sci = delta_mean(raw_sci[best_sci], tuned_sci)
+print(pd.DataFrame(results).T.round(2).to_string())
+print(f"\nSTS-B, tuned minus raw {best_sts}: {lora_sts.delta:+.2f} "
+      f"[{lora_sts.low:+.2f}, {lora_sts.high:+.2f}] over {len(s1)} pairs")  # fmt: skip
+print(f"SciFact, tuned minus raw {best_sci}: {lora_sci.delta:+.2f} "
+      f"[{lora_sci.low:+.2f}, {lora_sci.high:+.2f}] over {len(qids)} claims, "
+      f"{len(doc_ids)} abstracts")  # fmt: skip
+assert lora_sts.low > 0, "the trained decoder should beat its best raw pooling on STS-B"
+assert lora_sci.low > 0, "the trained decoder should beat its best raw pooling on SciFact"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print({k: f"{v:.1f} s" for k, v in timings.items()})
 
-# %%
-before, after = results["raw, no instruction"], results["LoRA-tuned, instruction"]
-gain_sts = after["STS-B"] - before["STS-B"]
-print(f"STS-B: {before['STS-B']:.1f} -> {after['STS-B']:.1f} ({gain_sts:+.1f})")
-print(f"SciFact nDCG@10: {before['SciFact nDCG@10']:.1f} -> {after['SciFact nDCG@10']:.1f}")
-if FAST:  # a handful of CPU steps: we only require the direction
-    assert gain_sts > 0, "even a short contrastive run should lift STS-B above the raw LM"
-else:  # 300 steps on all layers
-    assert gain_sts > 10, "contrastive fine-tuning should lift STS-B far above the raw LM"
-    assert after["SciFact nDCG@10"] > before["SciFact nDCG@10"]
-
 # %% [markdown]
-# The printed before/after lines are the lesson: a short contrastive run with
-# instructions changes the decoder's embeddings far more on SciFact, where it also saw
-# in-domain title/abstract pairs, than on STS-B, where a few CPU steps on NLI pairs are
-# not enough to beat every raw pooling of section 1. The paper's jump needs its scale;
-# the full profile trains ten times longer on all layers. The table also shows what the
-# instruction does on SciFact *after* training with it (STS-B without instruction is
-# skipped after training, to save time).
+# Eighty LoRA steps lift the decoder far above every raw pooling. On STS-B it reaches
+# 58.44 against 30.63 for its best raw pooling (last token), +27.80 [+8.81, +47.29] over
+# 150 pairs; on SciFact 63.36 against 28.92 (mean), +34.43 [+21.13, +47.09] over 50
+# claims and 200 abstracts. The intervals are wide because the sets are small, and both
+# exclude zero. Before training, the last state of an abstract summarises nothing (4.24
+# nDCG@10 with last-token pooling); training teaches that one position to summarise,
+# which is why E5-mistral can pool there. The paper's model is 50 times larger and
+# trained on about 500k synthetic plus labelled examples, with batch size 2048.
 #
-# **Try it**: set `TAU = 0.1` and re-run the training cell. The paper found a small
-# temperature important; does the loss curve or the STS-B score change here?
+# **Try it**: retrain live with `lora.train_lora(lora.add_adapters(body, RECIPE), tok,
+# sources, RECIPE, progress=True)` (about 5 minutes), or change the recipe with
+# `dataclasses.replace(RECIPE, temperature=0.02)`: a new recipe is a new cache key, and
+# `lora.build_adapter` trains and caches it. Does a smaller temperature change the curve?
 #
 # ## 6. A released LLM embedder (full profile only)
 #
@@ -616,18 +633,15 @@ if is_offline() or FAST:
 else:
     from sentence_transformers import SentenceTransformer
 
-    from embedlab.cache import encode
-
     qwen = SentenceTransformer(QWEN, processor_kwargs={"padding_side": "left"})
     sts_prompt, sci_prompt = (f"Instruct: {t}\nQuery:" for t in (STS_TASK, SCIFACT_TASK))
     a, b = (encode(qwen, s, prompt=sts_prompt) for s in (s1, s2))
     released["STS-B"] = 100 * sts_spearman(a, b, gold)
     q_emb = encode(qwen, [beir.queries[q] for q in qids], prompt=sci_prompt)
-    run = dense_search(q_emb, encode(qwen, doc_texts), qids, doc_ids, k=10)
-    released["SciFact nDCG@10"] = ndcg_at_10(run, qrels)
+    released["SciFact nDCG@10"] = 100 * scifact_per_query(q_emb, encode(qwen, doc_texts)).mean()
     results[QWEN] = released
     print(released)
-    assert released["STS-B"] > results["raw, no instruction"]["STS-B"]
+    assert released["STS-B"] > results["raw, last token + EOS"]["STS-B"]
 
 # %% [markdown]
 # ## 7. Beside the paper
@@ -648,15 +662,13 @@ print(summary.to_string())
 print("\nE5-mistral-7b (Table 1) reports averages over 10 STS sets (84.6) and over BEIR (56.9):")
 print("different measures from one STS-B subset and one SciFact slice, so no row for it here")
 print(f"\nSTS-B: {'seeded subset of ' if FAST else ''}{len(sts)} test pairs; SciFact: "
-      f"{len(qids)} queries, {len(doc_ids)} docs ({'subset, inflated' if FAST else 'full corpus'})")  # fmt: skip
-print(f"synthetic examples: {len(valid)} valid JSON of {len(outputs)}, {len(good)} usable")
-print("pooling on the raw model:", {k: round(v, 2) for k, v in pooling_scores.items()})
-tuned_setting = (
-    f"SmolLM2-135M + LoRA, {len(sts)} STS-B pairs / {len(qids)} SciFact claims, {len(doc_ids)} docs"
-)
-pooling_gain = delta_spearman(
-    pair_cosine(e1[:, :D], e2[:, :D]), pair_cosine(e1[:, D:], e2[:, D:]), gold
-)  # last token minus mean, same pairs
+      f"{len(qids)} claims, {len(doc_ids)} abstracts ({'slice' if FAST else 'full corpus'})")  # fmt: skip
+print(f"doc2query: {int(keep.sum())} of {len(rows)} generations kept ({kept_rate:.1f}%)")
+
+# %%
+sts_setting = f"SmolLM2-135M, {len(s1)} STS-B test pairs"
+sci_setting = f"SmolLM2-135M, {len(qids)} SciFact test claims, {len(doc_ids)} abstracts"
+pooling_gain = delta_spearman(raw_sts["mean"], raw_sts["last token"], gold)  # same pairs
 embedlab.report_claims(
     "08",
     [
@@ -664,22 +676,28 @@ embedlab.report_claims(
             "last-token-minus-mean", "raw decoder, STS-B: last-token minus mean pooling",
             "E5-mistral (Wang et al. 2024) and Qwen3-Embedding pool the last token; "
             "SGPT uses position-weighted mean pooling",
-            pooling_gain, f"SmolLM2-135M, {len(s1)} STS-B test pairs",
+            pooling_gain, sts_setting,
         ),
         embedlab.claim(
-            "lora-stsb", "LoRA + InfoNCE with instruction, STS-B Spearman",
-            "E5-mistral-7b Table 1 reports an average over 10 STS sets (84.6): a different "
-            "measure", after["STS-B"], tuned_setting, "not comparable",
+            "synthetic-kept-rate", "doc2query generations kept by the round-trip filter, %",
+            "Promptagator (Dai et al. 2022) round-trip filter; this course requires >= 50",
+            kept_rate, f"{len(rows)} SmolLM2-135M-Instruct claims, MiniLM top {FILTER_K}",
+            "not comparable",
         ),
-        embedlab.claim(
-            "lora-scifact", "LoRA + InfoNCE with instruction, SciFact nDCG@10",
-            "E5-mistral-7b Table 1 reports a BEIR average (56.9), not SciFact",
-            after["SciFact nDCG@10"], tuned_setting, "not comparable",
+        embedlab.comparison(
+            "synthetic-data-gain", "kept synthetic pairs minus the start, SciFact nDCG@10",
+            "InPars (Bonifacio et al. 2022), Promptagator (Dai et al. 2022)", synthetic_gain,
+            f"static start, {len(synthetic)} pairs; {len(adapt.qrels)} test claims, "
+            f"{len(adapt.corpus)} abstracts",
         ),
-        embedlab.claim(
-            "synthetic-json-valid", "synthetic examples that parse as valid JSON, %",
-            "E5-mistral (GPT-4 generator)", 100 * len(valid) / len(outputs),
-            f"{len(outputs)} generations by SmolLM2-135M-Instruct", "not comparable",
+        embedlab.comparison(
+            "lora-sts-gain", f"LoRA + InfoNCE minus the raw decoder's best pooling ({best_sts}), "
+            "STS-B Spearman", "E5-mistral (Wang et al. 2024)", lora_sts, sts_setting,
+        ),
+        embedlab.comparison(
+            "lora-retrieval-gain", f"LoRA + InfoNCE minus the raw decoder's best pooling "
+            f"({best_sci}), SciFact nDCG@10", "E5-mistral (Wang et al. 2024)", lora_sci,
+            sci_setting,
         ),
     ],
 )  # fmt: skip
@@ -690,14 +708,12 @@ embedlab.report_claims(
 # - With right padding, `hidden[:, -1]` reads a pad token for most rows and silently
 #   lowers the score; gathering at the true lengths, or left padding, restores it, and
 #   batch and one-at-a-time embeddings then agree.
-# - A 135M instruct model writes few usable synthetic examples: the paper's idea needs a
-#   strong generator and volume (GPT-4, 500k examples); we trained on real pairs instead.
-# - A few LoRA steps of InfoNCE (tau = 0.02) with instructions lift the decoder above the
-#   raw model read the same way (last token after EOS): a lot on the SciFact slice, less
-#   on STS-B. Compare the tables for the fast profile's honest limit: STS-B after
-#   training can stay below the raw model's *best* pooling of section 1. The paper's
-#   E5-mistral-7b is 50 times larger and trained on 500k synthetic plus labelled examples
-#   with batch size 2048 for about a thousand steps.
+# - A 135M instruct model is no GPT-4, but it writes one short claim per abstract: the
+#   round-trip filter kept 89.7% (287 of 320), and training the static start on the
+#   kept pairs lifted 100 held-out claims by +10.37 nDCG@10 [+4.50, +16.58].
+# - LoRA + InfoNCE for 80 steps (trained once by `make artifacts`, loaded, its first steps
+#   re-run live) puts the decoder above its own best raw pooling: STS-B +27.80
+#   [+8.81, +47.29], SciFact +34.43 [+21.13, +47.09] on 200 abstracts.
 #
 # ## Exercises
 #
@@ -718,17 +734,22 @@ assert torch.equal(last_token_index(enc["attention_mask"]), enc["attention_mask"
 assert (last_token_index(enc["attention_mask"].flip(1)) == enc["attention_mask"].shape[1] - 1).all()
 
 # %% [markdown]
-# **Exercise 2.** A model answered the brainstorm with the text below. Use
-# `embedlab.llm.extract_json` to recover the tasks, and count the outputs in `outputs`
-# (section 4) that contain *at least one* JSON object, valid or not for our keys.
+# **Exercise 2.** Write the round-trip test yourself: `own_rank(q, p)` returns, for (Q, D)
+# unit query vectors and the (Q, D) vectors of their source passages, the rank of each
+# query's own passage among all Q passages (0 = first; a tie counts against the source).
+# Check it against `embedlab.doc2query.source_ranks` on section 4's MiniLM embeddings,
+# and check that the kept rate at k = 1 is at most the rate at `FILTER_K`.
+
 
 # %%
-from embedlab.llm import extract_json  # noqa: E402
+def own_rank(q: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """(Q,) rank of p[i] among all rows of p for query q[i]."""
+    s = q @ p.T  # (Q, Q), s[i, j] = cos(q_i, p_j)
+    return (s >= s[np.arange(len(s)), np.arange(len(s))][:, None]).sum(axis=1) - 1
 
-messy = (
-    'Sure! ```python\n["Find recipes for a dish", "Retrieve laws on a topic"]\n``` Hope it helps'
-)
-assert extract_json(messy) == [["Find recipes for a dish", "Retrieve laws on a topic"]]
-with_object = sum(any(isinstance(v, dict) for v in extract_json(o)) for o in outputs)
-print(f"{with_object} of {len(outputs)} outputs hold a JSON object; {len(valid)} have all keys")
-assert len(valid) <= with_object <= len(outputs)
+
+mine = own_rank(q_emb, p_emb)
+assert np.array_equal(mine, doc2query.source_ranks(q_emb, p_emb))
+print(f"kept at k = 1: {100 * (mine < 1).mean():.1f}%, at k = {FILTER_K}: "
+      f"{100 * (mine < FILTER_K).mean():.1f}%")  # fmt: skip
+assert (mine < 1).mean() <= (mine < FILTER_K).mean()

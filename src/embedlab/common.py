@@ -124,3 +124,27 @@ def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     return min(elapsed(fn) for _ in range(repeat))
+
+
+def build_command(module: str, build: Callable[[], object], argv: list[str] | None = None) -> int:
+    """``python -m embedlab.<module> build``: run ``build()``, print what it made and its time.
+
+    The shared command line of the ``make artifacts`` steps that cache one recipe's result.
+    Returns: the exit status, 0 after a build, 2 (and a usage line on stderr) for any
+    other arguments.
+
+    Example:
+        >>> build_command("demo", lambda: "made", ["build"])  # doctest: +ELLIPSIS
+        demo: made (0 s)
+        0
+    """
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["build"]:
+        print(f"usage: python -m embedlab.{module} build", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    made = build()
+    print(f"{module}: {made} ({time.perf_counter() - start:.0f} s)")
+    return 0

@@ -1,7 +1,7 @@
 """Synthetic training queries the doc2query way, and the round-trip filter (notebook 08).
 
-A small instruction model cannot write E5-mistral's JSON examples, but it can write one
-short claim about a passage it is shown: doc2query (Nogueira et al. 2019), InPars
+E5-mistral's JSON examples need a strong generator (GPT-4); a small instruction model
+can still write one short claim about a passage it is shown: doc2query (Nogueira et al. 2019), InPars
 (Bonifacio et al. 2022), Promptagator (Dai et al. 2022). Promptagator's round-trip
 filter keeps a generated query only if a retriever ranks its source passage in the top k.
 Leaves out: sampling several queries per passage, the reranker InPars uses to filter,
@@ -124,9 +124,14 @@ def round_trip_keep(query_emb: np.ndarray, passage_emb: np.ndarray, k: int) -> n
 
 @dataclass(frozen=True)
 class Doc2QueryRecipe:
-    """Every setting that changes the generated pairs (the cache key hashes all of them)."""
+    """Every setting that changes the generated pairs (the cache key hashes all of them).
+
+    ``claims`` seeded SciFact test claims define the corpus slice the queries are
+    generated for: every abstract they cite plus seeded others, ``passages`` in all.
+    """
 
     generator: str = SMOLLM
+    claims: int = 100
     passages: int = 320
     words: int = 60
     max_new_tokens: int = 32
@@ -140,25 +145,51 @@ class Doc2QueryRecipe:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def source_passages(recipe: Doc2QueryRecipe) -> list[tuple[str, str]]:
-    """(doc id, abstract) of ``recipe.passages`` seeded SciFact abstracts that no test
-    claim cites: unlabelled in-domain text, so the test claims stay held out."""
+def corpus_slice(recipe: Doc2QueryRecipe):
+    """The SciFact test slice the recipe adapts to: a :class:`embedlab.data.Beir` of
+    ``recipe.claims`` seeded test claims over ``recipe.passages`` abstracts (every abstract
+    they cite, then seeded abstracts that no test claim cites).
+
+    This is the setting of GPL and Promptagator: queries are generated for *every*
+    document of the corpus to be searched, none chosen by its labels; the claims are
+    only read to score the result.
+    """
+    from dataclasses import replace
+
     from embedlab.data import load_scifact
 
     test = load_scifact("test", corpus="full")
-    cited = {d for docs in test.qrels.values() for d in docs}
-    pool = sorted(d for d in test.corpus if d not in cited and test.corpus[d]["text"].strip())
-    if recipe.passages > len(pool):
-        raise ValueError(f"recipe.passages={recipe.passages}; only {len(pool)} abstracts qualify")
-    ids = sorted(random.Random(recipe.seed).sample(pool, recipe.passages))
-    return [(d, test.corpus[d]["text"]) for d in ids]
+    if not 0 < recipe.claims <= len(test.qrels):
+        raise ValueError(f"recipe.claims={recipe.claims}; expected 1..{len(test.qrels)}")
+    qids = sorted(random.Random(recipe.seed).sample(sorted(test.qrels), recipe.claims))
+    cited = sorted({d for q in qids for d in test.qrels[q]})
+    uncited = sorted(set(test.corpus) - {d for docs in test.qrels.values() for d in docs})
+    n_more = recipe.passages - len(cited)
+    if not 0 <= n_more <= len(uncited):
+        raise ValueError(f"recipe.passages={recipe.passages}; the {recipe.claims} claims cite "
+                         f"{len(cited)} abstracts and {len(uncited)} others exist")  # fmt: skip
+    docs = sorted(cited + random.Random(recipe.seed).sample(uncited, n_more))
+    return replace(
+        test, qrels={q: test.qrels[q] for q in qids}, queries={q: test.queries[q] for q in qids},
+        corpus={d: test.corpus[d] for d in docs},
+        subset_note=f"{recipe.claims} test claims over {len(docs)} abstracts (doc2query slice)",
+    )  # fmt: skip
+
+
+def source_passages(recipe: Doc2QueryRecipe) -> list[tuple[str, str]]:
+    """(doc id, abstract body) of every abstract of :func:`corpus_slice`, sorted by id.
+
+    The body without the title: shown a title, a small model copies it as its query.
+    """
+    corpus = corpus_slice(recipe).corpus
+    return [(d, corpus[d]["text"]) for d in sorted(corpus) if corpus[d]["text"].strip()]
 
 
 def pairs_path(recipe: Doc2QueryRecipe, root: Path | None = None) -> Path:
-    """``<home>/models/doc2query-<recipe.key()>.json``."""
-    from embedlab.config import home_dir
+    """``<artifacts_dir()>/doc2query-<recipe.key()>.json`` (default ``$EMBEDLAB_HOME/models``)."""
+    from embedlab.config import artifacts_dir
 
-    return Path(root or home_dir() / "models") / f"doc2query-{recipe.key()}.json"
+    return Path(root or artifacts_dir()) / f"doc2query-{recipe.key()}.json"
 
 
 def build_pairs(recipe: Doc2QueryRecipe, root: Path | None = None, progress: bool = True) -> Path:
@@ -215,14 +246,9 @@ FILTER_MODEL = MINILM  # the round-trip filter's retriever in notebook 08
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m embedlab.doc2query build``: generate and cache :data:`RECIPE`'s queries."""
-    import sys
+    from embedlab.common import build_command
 
-    args = sys.argv[1:] if argv is None else argv
-    if args != ["build"]:
-        print("usage: python -m embedlab.doc2query build", file=sys.stderr)
-        return 2
-    print(f"doc2query pairs: {build_pairs(RECIPE)}")
-    return 0
+    return build_command("doc2query", lambda: build_pairs(RECIPE), argv)
 
 
 if __name__ == "__main__":

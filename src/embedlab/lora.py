@@ -43,13 +43,13 @@ class LoraRecipe:
     rank: int = 16
     alpha: int = 32
     top_layers: int | None = 10
-    steps: int = 200
+    steps: int = 80
     batch_size: int = 16
     lr: float = 1e-3
     warmup: float = 0.1
     temperature: float = 0.05
-    query_tokens: int = 64
-    doc_tokens: int = 96
+    query_tokens: int = 48
+    doc_tokens: int = 64
     seed: int = 0
 
     def key(self) -> str:
@@ -76,15 +76,14 @@ def nli_pairs(limit: int | None = None, seed: int = 0) -> Pairs:
     return pairs[:limit]
 
 
-def title_pairs(exclude: set[str], seed: int = 0) -> tuple[Pairs, list[str]]:
+def title_pairs(exclude: set[str], seed: int = 0, train=None) -> tuple[Pairs, list[str]]:
     """(title, abstract) pairs of SciFact abstracts cited by a *train* claim.
 
     Abstracts in ``exclude`` (e.g. every abstract cited by a test claim) are left out.
+    ``train``: SciFact train (full corpus), loaded when not given.
     Returns: (pairs, their doc ids), seeded order; the ids let an evaluation keep them out.
     """
-    from embedlab.data import load_scifact
-
-    train = load_scifact("train", corpus="full")
+    train = train or _scifact("train")
     cited = sorted({d for docs in train.qrels.values() for d in docs} - exclude)
     cited = [d for d in cited if train.corpus[d]["title"].strip()]
     random.Random(seed).shuffle(cited)
@@ -94,21 +93,23 @@ def title_pairs(exclude: set[str], seed: int = 0) -> tuple[Pairs, list[str]]:
 DEV_CLAIMS = 40  # SciFact train claims held out to choose the recipe on
 
 
-def dev_claims(seed: int = 0) -> list[str]:
-    """Ids of the SciFact *train* claims held out as the dev split (seeded, sorted)."""
+def _scifact(split: str):
     from embedlab.data import load_scifact
 
-    ids = sorted(load_scifact("train", corpus="full").qrels)
+    return load_scifact(split, corpus="full")
+
+
+def dev_claims(seed: int = 0, train=None) -> list[str]:
+    """Ids of the SciFact *train* claims held out as the dev split (seeded, sorted)."""
+    ids = sorted((train or _scifact("train")).qrels)
     return sorted(random.Random(seed).sample(ids, DEV_CLAIMS))
 
 
-def held_out_docs() -> set[str]:
+def held_out_docs(train=None) -> set[str]:
     """Abstracts never used as training pairs: cited by a test claim or by a dev claim."""
-    from embedlab.data import load_scifact
-
-    test, train = load_scifact("test", corpus="full"), load_scifact("train", corpus="full")
-    cited = {d for docs in test.qrels.values() for d in docs}
-    return cited | {d for q in dev_claims() for d in train.qrels[q]}
+    train = train or _scifact("train")
+    cited = {d for docs in _scifact("test").qrels.values() for d in docs}
+    return cited | {d for q in dev_claims(train=train) for d in train.qrels[q]}
 
 
 def training_sources(recipe: LoraRecipe) -> list[tuple[str, Pairs]]:
@@ -117,7 +118,8 @@ def training_sources(recipe: LoraRecipe) -> list[tuple[str, Pairs]]:
     Enough rows for ``recipe.steps`` steps in turns without repeating a pair.
     """
     per_source = (recipe.steps // 2 + 1) * recipe.batch_size
-    titles, _ = title_pairs(held_out_docs(), recipe.seed)
+    train = _scifact("train")  # loaded once for the held-out set and the pairs
+    titles, _ = title_pairs(held_out_docs(train), recipe.seed, train)
     return [(NLI_TASK, nli_pairs(per_source, recipe.seed)), (TITLE_TASK, titles)]
 
 
@@ -148,13 +150,17 @@ def train_lora(
 
     Step s draws ``batch_size`` pairs of source ``s % len(sources)`` (seeded epochs);
     queries get the source's instruction (:func:`embedlab.llm.format_instruction`),
-    documents none; both sides are last-token pooled with left padding. ``steps``
-    overrides ``recipe.steps`` (e.g. a few live steps); ``evaluate()`` is scored every
-    ``eval_every`` steps into the log's curve (as :func:`embedlab.train.run_steps`). Returns: (TrainLog, [(step,
-    source, loss)]); the body is left in eval mode.
+    documents none; both sides are last-token pooled with left padding. ``steps``: stop
+    after the first ``steps`` of the recipe's run (same batches and learning-rate
+    schedule, so a few live steps retrace a full build's first steps). ``evaluate()``
+    is scored every ``eval_every`` steps into the log's curve (as
+    :func:`embedlab.train.run_steps`).
+    Returns: (TrainLog, [(step, source, loss)]); the body is left in eval mode.
     """
     recipe.check()
     steps = recipe.steps if steps is None else steps
+    if not 1 <= steps <= recipe.steps:
+        raise ValueError(f"steps must be in [1, recipe.steps={recipe.steps}], got {steps}")
     if not sources or any(len(p) < recipe.batch_size for _, p in sources):
         raise ValueError(f"every source needs >= batch_size={recipe.batch_size} pairs")
     q_side = DecoderEmbedder(peft_body, tokenizer, "lasttoken", recipe.query_tokens)
@@ -178,7 +184,7 @@ def train_lora(
             bar.update(1)
         return loss
 
-    opt = adamw_with_warmup(params, [], recipe.lr, recipe.lr, steps, recipe.warmup)
+    opt = adamw_with_warmup(params, [], recipe.lr, recipe.lr, recipe.steps, recipe.warmup)
     log = run_steps(peft_body, step_loss, opt, batches, params, eval_every, evaluate)
     if bar is not None:
         bar.close()
@@ -195,10 +201,10 @@ def _bar(total: int, desc: str):
 
 
 def adapter_dir(recipe: LoraRecipe, root: Path | None = None) -> Path:
-    """Where the recipe's adapter is cached: ``<home>/models/lora-<recipe.key()>``."""
-    from embedlab.config import home_dir
+    """Where the recipe's adapter is cached: ``<artifacts_dir()>/lora-<recipe.key()>``."""
+    from embedlab.config import artifacts_dir
 
-    return Path(root or home_dir() / "models") / f"lora-{recipe.key()}"
+    return Path(root or artifacts_dir()) / f"lora-{recipe.key()}"
 
 
 def load_base(recipe: LoraRecipe):
@@ -260,14 +266,9 @@ RECIPE = LoraRecipe()  # the recipe notebook 08 loads and `make artifacts` build
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m embedlab.lora build``: train and cache :data:`RECIPE`'s adapter."""
-    import sys
+    from embedlab.common import build_command
 
-    args = sys.argv[1:] if argv is None else argv
-    if args != ["build"]:
-        print("usage: python -m embedlab.lora build", file=sys.stderr)
-        return 2
-    print(f"LoRA adapter: {build_adapter(RECIPE)}")
-    return 0
+    return build_command("lora", lambda: build_adapter(RECIPE), argv)
 
 
 if __name__ == "__main__":
