@@ -90,3 +90,20 @@ def test_load_adapter_round_trip_and_missing(tmp_path):
     ids = {"input_ids": torch.tensor([[3, 4, 5, 1]]), "attention_mask": torch.ones(1, 4)}
     with torch.inference_mode():
         assert torch.allclose(loaded(**ids).last_hidden_state, peft_body(**ids).last_hidden_state)
+
+
+def test_build_adapter_trains_once_then_reuses_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(lora, "load_base", lambda recipe: (tiny_body(), make_tokenizer()))
+    monkeypatch.setattr(lora, "training_sources", lambda recipe: SOURCES)
+    path = lora.build_adapter(TINY, root=tmp_path, progress=False)
+    assert path == lora.adapter_dir(TINY, root=tmp_path)
+    assert {"adapter_config.json", "recipe.json", "losses.json"} <= {f.name for f in path.iterdir()}
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "no temp folder left behind"
+
+    def no_training(recipe):
+        raise AssertionError("a cached adapter must not be trained again")
+
+    monkeypatch.setattr(lora, "load_base", no_training)
+    assert lora.build_adapter(TINY, root=tmp_path) == path
+    _, record = lora.load_adapter(tiny_body(), TINY, root=tmp_path)
+    assert [s for s, *_ in record["losses"]] == list(range(1, TINY.steps + 1))

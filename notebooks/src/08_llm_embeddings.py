@@ -345,8 +345,8 @@ print({k: f"{v:.1f} s" for k, v in timings.items()})
 #
 # E5-mistral's training data is mostly written by GPT-4: it brainstorms retrieval tasks,
 # then writes (query, positive, hard negative) examples as JSON, about 500k of them. That
-# recipe rests on the generator: a 135M model does not follow a multi-part JSON brief
-# (see the first **Try it** below). What a small model *can* do is the older recipe the
+# recipe rests on the generator; whether a 135M model can follow such a multi-part JSON
+# brief is the first **Try it** below. What a small model *can* do is the older recipe the
 # paper builds on: show it one passage and ask for one short query about it, as in
 # doc2query (Nogueira et al. 2019), InPars (Bonifacio et al. 2022) and Promptagator (Dai
 # et al. 2022). `embedlab.doc2query` holds it:
@@ -363,7 +363,7 @@ print({k: f"{v:.1f} s" for k, v in timings.items()})
 # corpus is a SciFact test slice, 100 seeded claims over 320 abstracts (every abstract
 # they cite, then seeded others), and a query is generated for *every* abstract of it,
 # none chosen by its labels; the claims are read only to score the result. The model
-# sees the abstract's body without its title, which it would otherwise copy.
+# sees the abstract's body without its title, which in our trials it tended to copy.
 
 # %%
 from embedlab import doc2query  # noqa: E402
@@ -401,8 +401,8 @@ print(f"live batch identical to the cached one: {same} of {len(live_queries)}")
 assert same >= len(live_queries) - 2, same
 
 # %% [markdown]
-# Not every generation is a good query: some restate a side remark, some are too vague
-# to point at their abstract. Promptagator's **round-trip filter** keeps a generated
+# Not every generation is a good query: some are gibberish, some are about something
+# other than their abstract. Promptagator's **round-trip filter** keeps a generated
 # query only if a retriever, given the query, ranks its own source passage in the top
 # $k$ of the pool. Our retriever is MiniLM (all-MiniLM-L6-v2), the pool is the generated
 # abstracts themselves, and $k = 10$, fixed before looking at any score. Empty

@@ -223,24 +223,22 @@ def build_adapter(recipe: LoraRecipe, root: Path | None = None, progress: bool =
     """Train the recipe's adapter unless it is cached; save it atomically. Returns its folder.
 
     The folder holds peft's ``adapter_config.json`` and weights, ``recipe.json`` and
-    ``losses.json`` ([step, source, loss] per step, for the notebook's loss curve).
+    ``losses.json`` ([step, source, loss] per step, for the notebook's loss curve);
+    :func:`embedlab.train.cached_model` does the caching.
     """
-    from embedlab.cache import atomic_folder
+    from embedlab.train import cached_model
+
+    def build():
+        body, tok = load_base(recipe)
+        peft_body = add_adapters(body, recipe)
+        log, losses = train_lora(peft_body, tok, training_sources(recipe), recipe,
+                                 progress=progress)  # fmt: skip
+        record = {"seconds": round(log.seconds, 1), "losses": losses}
+        return peft_body, {"recipe.json": json.dumps(asdict(recipe), indent=1),
+                           "losses.json": json.dumps(record)}  # fmt: skip
 
     path = adapter_dir(recipe, root)
-    if (path / "adapter_config.json").exists():
-        return path
-    body, tok = load_base(recipe)
-    peft_body = add_adapters(body, recipe)
-    log, losses = train_lora(peft_body, tok, training_sources(recipe), recipe, progress=progress)
-
-    def fill(folder: Path) -> None:
-        peft_body.save_pretrained(str(folder))
-        (folder / "recipe.json").write_text(json.dumps(asdict(recipe), indent=1), "utf-8")
-        record = {"seconds": round(log.seconds, 1), "losses": losses}
-        (folder / "losses.json").write_text(json.dumps(record), "utf-8")
-
-    atomic_folder(path, fill)
+    cached_model(path.name, build, load=str, root=path.parent, marker="adapter_config.json")
     return path
 
 

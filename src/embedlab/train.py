@@ -557,8 +557,12 @@ def cached_model(
     build: Callable[[], object],
     load: Callable[[str], object] | None = None,
     root=None,
+    marker: str = "modules.json",
 ):
     """A trained model cached under ``root/<name>`` (default ``home_dir()/models``).
+
+    ``marker``: the saved file whose presence means "built" (``modules.json`` for a
+    sentence-transformers model, ``adapter_config.json`` for a peft adapter).
 
     Loads the saved model when it exists (``load(path)``, default ``SentenceTransformer``;
     a ``CrossEncoder`` works the same way); otherwise calls ``build()`` (which trains and
@@ -578,7 +582,7 @@ def cached_model(
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"model cache name {name!r} must be a non-empty plain folder name")
     path = Path(root or home_dir() / "models") / name
-    if (path / "modules.json").exists():
+    if (path / marker).exists():
         return (load or _load_sentence_transformer)(str(path))
     built = build()
     model, files = built if isinstance(built, tuple) else (built, {})
