@@ -506,7 +506,8 @@ assert synthetic_gain.low > 0, "training on kept synthetic pairs should beat the
 # abstracts, whose abstracts are never training pairs): of learning rate 1e-3 with
 # $\tau = 0.05$ and 2e-3 with $\tau = 0.02$, each read at 40 and 80 steps, the first at
 # 80 steps scored best on both. The test sets were not read to choose. At about 4 s per
-# step that is over 5 minutes on two CPU cores, more than this notebook's budget, so
+# step (the next cell prints the build's own time) that is over 5 minutes on two CPU
+# cores, more than this notebook's budget, so
 # `make artifacts` trains the adapter once (`python -m embedlab.lora build`, the same
 # `train_lora` as below) and caches it under `EMBEDLAB_ARTIFACTS_DIR` by a hash of the
 # recipe; without the cache, the next cell trains it. Here
@@ -535,6 +536,8 @@ cached = record["losses"]  # [(step, source, loss)] of the build's run
 print(f"{'loaded the cached' if built else 'trained (not cached yet)'} adapter "
       f"{lora.adapter_dir(RECIPE).name}: {RECIPE.steps} steps; retrain live with "
       "lora.train_lora (below), rebuild with python -m embedlab.lora build")  # fmt: skip
+print(f"the build trained {RECIPE.steps} steps in {record['seconds']:.0f} s "
+      f"({record['seconds'] / RECIPE.steps:.1f} s per step)")  # fmt: skip
 print("first steps, live :", [round(v, 3) for *_, v in live_losses])
 print("first steps, build:", [round(v, 3) for *_, v in cached[:LIVE_STEPS]])
 # same seed, data and code; only a different float kernel could move the losses

@@ -148,3 +148,21 @@ def build_command(module: str, build: Callable[[], object], argv: list[str] | No
     made = build()
     print(f"{module}: {made} ({time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def settings_key(settings: Mapping[str, object]) -> str:
+    """12 hex digits of a content hash over ``settings`` (JSON, keys sorted).
+
+    The cache key of every built artifact: change any setting and the key changes, so a
+    different recipe never loads a stale result.
+
+    Example:
+        >>> settings_key({"lr": 0.1, "steps": 2}) == settings_key({"steps": 2, "lr": 0.1})
+        True
+        >>> settings_key({"lr": 0.1}) != settings_key({"lr": 0.2})
+        True
+    """
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

@@ -11,7 +11,6 @@ and prompt ensembles. Production equivalent: a larger instruction model served w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Sequence
@@ -140,9 +139,9 @@ class Doc2QueryRecipe:
 
     def key(self) -> str:
         """12 hex digits of the settings and the prompt: a different recipe, a different file."""
-        text = json.dumps({**asdict(self), "prompt": PROMPT, "shot": [SHOT_PASSAGE, SHOT_CLAIM]},
-                          sort_keys=True)  # fmt: skip
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+        from embedlab.common import settings_key
+
+        return settings_key({**asdict(self), "prompt": PROMPT, "shot": [SHOT_PASSAGE, SHOT_CLAIM]})
 
 
 def corpus_slice(recipe: Doc2QueryRecipe):

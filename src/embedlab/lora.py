@@ -12,7 +12,6 @@ checkpointing, mixed precision. Production equivalent: sentence-transformers'
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -54,8 +53,9 @@ class LoraRecipe:
 
     def key(self) -> str:
         """12 hex digits of the recipe's settings: a different recipe, a different folder."""
-        text = json.dumps(asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+        from embedlab.common import settings_key
+
+        return settings_key(asdict(self))
 
     def check(self) -> None:
         """Raises ValueError on a setting that cannot train."""

@@ -404,11 +404,9 @@ COMPARISON_SETTINGS = {
 
 def comparison_key(task: str, settings: dict) -> str:
     """Cache file stem: the task and a content hash of every setting."""
-    import hashlib
-    import json
+    from embedlab.common import settings_key
 
-    blob = json.dumps({"task": task, **settings}, sort_keys=True).encode()
-    return f"pair-{task}-{hashlib.sha256(blob).hexdigest()[:12]}"
+    return f"pair-{task}-{settings_key({'task': task, **settings})}"
 
 
 def _read_json(path):

@@ -235,11 +235,9 @@ RERANKER_SETTINGS = {
 
 def reranker_name(settings: dict) -> str:
     """Cache folder name: a content hash of every setting that changes the model."""
-    import hashlib
-    import json
+    from embedlab.common import settings_key
 
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    return f"scifact-reranker-{digest}"
+    return f"scifact-reranker-{settings_key(settings)}"
 
 
 def split_train_claims(qids: Sequence[str], heldout: int, seed: int) -> tuple[list, list]:
