@@ -60,7 +60,7 @@ class Profile:
         return dict(self.benchmark_rows).get(task)
 
 
-# fast caps keep notebook 09's six-model leaderboard near two minutes on 2 cores
+# fast caps keep notebook 09's four-model leaderboard near one minute on 2 cores
 # (SciFact: claims, with their docs and as many distractors)
 _FAST_BENCHMARK_ROWS = (
     ("STS-B", 200),
