@@ -77,13 +77,13 @@ print(scifact.sizes, "|", scifact.subset_note or "full corpus")
 #   SciFact abstracts (no labels);
 # - **static token average**: MiniLM's *input* token embeddings averaged, notebook 01's
 #   untrained rung (its analogue of averaged GloVe vectors): no attention, no training
-#   for similarity. (The raw SmolLM2-135M rung of notebook 01 would cost about two minutes
-#   here, six times MiniLM's size on every text of every task: it is a Try it below.)
+#   for similarity. (The raw SmolLM2-135M rung of notebook 01 runs six times MiniLM's
+#   parameters on every text of every task, the slowest row by far: it is a Try it below.)
 # - **all-MiniLM-L6-v2** and **multilingual-e5-small** (with its `query: `/`passage: `
 #   prompts; `query: ` on both sides of symmetric tasks).
 #
-# The models trained in notebooks 05-08 are not on this board: each is trained for a
-# minute or two on one task's data (from the static start, or as a LoRA adapter), and
+# The models trained in notebooks 05-08 are not on this board: each is trained briefly
+# on one task's data (from the static start, or as a LoRA adapter), and
 # those notebooks score it on that task, with an interval against its own start. A
 # board of general-purpose models is the wrong place to read them.
 
@@ -132,9 +132,9 @@ fig.tight_layout()
 # %% [markdown]
 # Read the heatmap by column as well as by row: the ranking of models changes from family
 # to family, which is why MTEB reports per-family averages next to the overall one. Even
-# the untrained static average wins a column in this run: genre classification, where
-# which words a sentence uses (captions, headlines, forum posts each have their own
-# vocabulary) is the signal, and averaging word vectors keeps exactly that.
+# the untrained static average wins a column in this run: genre classification. A likely
+# reason, not tested here: captions, headlines and forum posts each have their own
+# vocabulary, and an average of word vectors keeps vocabulary and little else.
 
 # %%
 best = board[list(TASKS)].idxmax()
@@ -347,7 +347,7 @@ print("the warm leaderboard is identical to the cold one")
 # %% [markdown]
 # **Try it**
 # 1. Add `"SICK-pairs"` style scoring for neutral vs contradiction: how do the models rank now?
-# 2. Add the raw decoder (`from embedlab.models import SMOLLM, raw_lm_encoder`): `benchmark(raw_lm_encoder(SMOLLM, pooling="mean", max_seq_length=128))` (about two minutes on 2 cores), then with `pooling="lasttoken"`. Where does it land next to the static average, and does last-token pooling help it (notebook 08 explains why it might)?
+# 2. Add the raw decoder (`from embedlab.models import SMOLLM, raw_lm_encoder`): `benchmark(raw_lm_encoder(SMOLLM, pooling="mean", max_seq_length=128))` (slow: six times MiniLM's parameters on every text), then with `pooling="lasttoken"`. Where does it land next to the static average, and does last-token pooling help it (notebook 08 explains why it might)?
 # 3. Re-run the bootstrap with `n_resamples=200` and `20_000`: how stable are the interval's ends?
 #
 # ## Summary
