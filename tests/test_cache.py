@@ -233,3 +233,30 @@ def test_atomic_folder_failure_leaves_nothing_and_sweeps_stale_temps(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         cache.atomic_folder(parent / "m", half_write)
     assert list(parent.iterdir()) == []  # neither the half-written nor the stale folder
+
+
+def _word_level(vocab: dict[str, int]):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok
+
+
+def test_tokenizer_key_ignores_call_state_but_not_the_vocabulary():
+    """A tokenizer call sets truncation/padding on the backend: that must not move the key
+    (it did: notebook 10 re-encoded the corpus notebook 03 had cached), a vocabulary must."""
+
+    class Wrapped:  # a transformers fast tokenizer exposes its backend like this
+        def __init__(self, backend):
+            self.backend_tokenizer = backend
+
+    backend = _word_level({"[UNK]": 0, "[PAD]": 1, "a": 2, "cat": 3})
+    fresh = cache.tokenizer_settings(type("M", (), {"tokenizer": Wrapped(backend)}))
+    backend.enable_truncation(max_length=8)
+    backend.enable_padding(pad_id=1, pad_token="[PAD]")
+    assert backend.encode("a cat").ids[:2] == [2, 3]
+    used = cache.tokenizer_settings(type("M", (), {"tokenizer": Wrapped(backend)}))
+    assert used == fresh
+    other = _word_level({"[UNK]": 0, "[PAD]": 1, "a": 2, "dog": 3})
+    assert cache.tokenizer_settings(type("M", (), {"tokenizer": Wrapped(other)})) != fresh

@@ -86,7 +86,7 @@ def tokenizer_settings(model) -> dict[str, object]:
     if tok is None:
         return {}
     backend = getattr(tok, "backend_tokenizer", tok)  # a tokenizers.Tokenizer is its own
-    serial = backend.to_str() if hasattr(backend, "to_str") else repr(tok)
+    serial = _stable_serial(backend.to_str()) if hasattr(backend, "to_str") else repr(tok)
     return {
         "class": type(tok).__name__,
         "truncation_side": getattr(tok, "truncation_side", None),
@@ -94,6 +94,23 @@ def tokenizer_settings(model) -> dict[str, object]:
         "specials": str(getattr(tok, "special_tokens_map", None)),
         "hash": hashlib.blake2b(serial.encode(), digest_size=16).hexdigest(),
     }
+
+
+def _stable_serial(serial: str) -> str:
+    """A fast tokenizer's JSON without its call state (``truncation``, ``padding``).
+
+    Every ``tokenizer(...)`` call sets those two fields on the backend, so the raw JSON of
+    a model that has encoded once differs from a fresh one's: keyed on it, the same
+    model and texts would miss the cache. The settings they hold that matter
+    (``max_seq_length``, the sides) are keyed separately in :func:`encode_settings`.
+    """
+    try:
+        d = json.loads(serial)
+    except ValueError:
+        return serial
+    if isinstance(d, dict):
+        d.pop("truncation", None), d.pop("padding", None)
+    return json.dumps(d, sort_keys=True)
 
 
 def effective_prompt(model, prompt: str | None, prompt_name: str | None) -> str | None:
