@@ -107,3 +107,22 @@ def test_build_adapter_trains_once_then_reuses_the_cache(tmp_path, monkeypatch):
     assert lora.build_adapter(TINY, root=tmp_path) == path
     _, record = lora.load_adapter(tiny_body(), TINY, root=tmp_path)
     assert [s for s, *_ in record["losses"]] == list(range(1, TINY.steps + 1))
+
+
+def test_title_pairs_leave_out_excluded_and_untitled_abstracts():
+    class Train:  # the two fields of embedlab.data.Beir that title_pairs reads
+        qrels = {"c1": {"d1": 1, "d2": 1}, "c2": {"d3": 1, "d4": 1}}
+        corpus = {
+            "d1": {"title": "Aspirin and stroke", "text": "We studied aspirin."},
+            "d2": {"title": "  ", "text": "An untitled abstract."},
+            "d3": {"title": "Sleep and memory", "text": "We studied sleep."},
+            "d4": {"title": "Held out", "text": "A test claim cites this one."},
+            "d5": {"title": "Never cited", "text": "No train claim cites this."},
+        }
+
+    pairs = lora.title_pairs({"d4"}, seed=0, train=Train())
+    assert sorted(pairs) == [
+        ("Aspirin and stroke", "We studied aspirin."),
+        ("Sleep and memory", "We studied sleep."),
+    ]
+    assert lora.title_pairs({"d4"}, seed=0, train=Train()) == pairs  # seeded order

@@ -363,7 +363,8 @@ print({k: f"{v:.1f} s" for k, v in timings.items()})
 # corpus is a SciFact test slice, 100 seeded claims over 320 abstracts (every abstract
 # they cite, then seeded others), and a query is generated for *every* abstract of it,
 # none chosen by its labels; the claims are read only to score the result. The model
-# sees the abstract's body without its title, which in our trials it tended to copy.
+# sees the abstract's body without its title, so that it has to write the query itself:
+# a title is already a short, claim-like summary that it could simply copy.
 
 # %%
 from embedlab import doc2query  # noqa: E402
@@ -501,15 +502,16 @@ assert synthetic_gain.low > 0, "training on kept synthetic pairs should beat the
 #   claim is ever a training pair, nor any of our slice's distractors.
 #
 # Steps alternate between the two sources, 16 pairs per step, 48 tokens per query and 64
-# per document. The learning rate, temperature and number of steps were chosen on a dev
-# split (200 STS-B *validation* pairs; 40 held-out SciFact *train* claims over 200
-# abstracts, whose abstracts are never training pairs): of learning rate 1e-3 with
-# $\tau = 0.05$ and 2e-3 with $\tau = 0.02$, each read at 40 and 80 steps, the first at
-# 80 steps scored best on both. The test sets were not read to choose. At about 4 s per
-# step (the next cell prints the build's own time) that is over 5 minutes on two CPU
-# cores, more than this notebook's budget, so
-# `make artifacts` trains the adapter once (`python -m embedlab.lora build`, the same
-# `train_lora` as below) and caches it under `EMBEDLAB_ARTIFACTS_DIR` by a hash of the
+# per document. The recipe (`embedlab.lora.LoraRecipe`: learning rate 1e-3, $\tau$ = 0.05,
+# 80 steps) was picked when the course was written, by comparing it with learning rate
+# 2e-3 and $\tau$ = 0.02, each read at 40 and 80 steps, on a dev split only: 200 STS-B
+# *validation* pairs and 40 held-out SciFact *train* claims over 200 abstracts
+# (`lora.dev_claims`; their abstracts are never training pairs). That comparison is not
+# rerun here (two builds like the one below); the test sets were not read to choose.
+# A step takes seconds on two CPU cores (the next cell prints the build's own time), so
+# the whole run is minutes, more than this notebook's budget, and `make artifacts` trains
+# the adapter once (`python -m embedlab.lora build`, the same `train_lora` as below) and
+# caches it under `EMBEDLAB_ARTIFACTS_DIR` by a hash of the
 # recipe; without the cache, the next cell trains it. Here
 # we run the first steps live, check that they retrace the build's, and load the rest.
 

@@ -76,18 +76,19 @@ def nli_pairs(limit: int | None = None, seed: int = 0) -> Pairs:
     return pairs[:limit]
 
 
-def title_pairs(exclude: set[str], seed: int = 0, train=None) -> tuple[Pairs, list[str]]:
+def title_pairs(exclude: set[str], seed: int = 0, train=None) -> Pairs:
     """(title, abstract) pairs of SciFact abstracts cited by a *train* claim.
 
     Abstracts in ``exclude`` (e.g. every abstract cited by a test claim) are left out.
     ``train``: SciFact train (full corpus), loaded when not given.
-    Returns: (pairs, their doc ids), seeded order; the ids let an evaluation keep them out.
+    Returns: (title, abstract) pairs in a seeded order (``exclude`` is how an evaluation
+    keeps its own abstracts out of them).
     """
     train = train or _scifact("train")
     cited = sorted({d for docs in train.qrels.values() for d in docs} - exclude)
     cited = [d for d in cited if train.corpus[d]["title"].strip()]
     random.Random(seed).shuffle(cited)
-    return [(train.corpus[d]["title"], train.corpus[d]["text"]) for d in cited], cited
+    return [(train.corpus[d]["title"], train.corpus[d]["text"]) for d in cited]
 
 
 DEV_CLAIMS = 40  # SciFact train claims held out to choose the recipe on
@@ -119,7 +120,7 @@ def training_sources(recipe: LoraRecipe) -> list[tuple[str, Pairs]]:
     """
     per_source = (recipe.steps // 2 + 1) * recipe.batch_size
     train = _scifact("train")  # loaded once for the held-out set and the pairs
-    titles, _ = title_pairs(held_out_docs(train), recipe.seed, train)
+    titles = title_pairs(held_out_docs(train), recipe.seed, train)
     return [(NLI_TASK, nli_pairs(per_source, recipe.seed)), (TITLE_TASK, titles)]
 
 
