@@ -78,7 +78,7 @@ print(scifact.sizes, "|", scifact.subset_note or "full corpus")
 # - **static token average**: MiniLM's *input* token embeddings averaged, notebook 01's
 #   untrained rung (its analogue of averaged GloVe vectors): no attention, no training
 #   for similarity. (The raw SmolLM2-135M rung of notebook 01 runs six times MiniLM's
-#   parameters on every text of every task, the slowest row by far: it is a Try it below.)
+#   parameters on every text of every task: it is a Try it below.)
 # - **all-MiniLM-L6-v2** and **multilingual-e5-small** (with its `query: `/`passage: `
 #   prompts; `query: ` on both sides of symmetric tasks).
 #

@@ -109,7 +109,8 @@ def _stable_serial(serial: str) -> str:
     except ValueError:
         return serial
     if isinstance(d, dict):
-        d.pop("truncation", None), d.pop("padding", None)
+        for call_state in ("truncation", "padding"):
+            d.pop(call_state, None)
     return json.dumps(d, sort_keys=True)
 
 
