@@ -260,3 +260,20 @@ def test_tokenizer_key_ignores_call_state_but_not_the_vocabulary():
     assert used == fresh
     other = _word_level({"[UNK]": 0, "[PAD]": 1, "a": 2, "dog": 3})
     assert cache.tokenizer_settings(type("M", (), {"tokenizer": Wrapped(other)})) != fresh
+
+
+def test_tokenizer_key_rewrites_a_serialisation_once(monkeypatch):
+    """The call-state-free rewrite (~1 s for E5's vocabulary) runs once per raw form; a
+    repeat is a memo hit with the same key, and a new raw form is rewritten again."""
+    calls = []
+    rewrite = cache._stable_serial
+    monkeypatch.setattr(cache, "_stable_serial", lambda s: calls.append(s) or rewrite(s))
+    monkeypatch.setattr(cache, "_STABLE_HASHES", {})
+    backend = _word_level({"[UNK]": 0, "a": 1})
+    first = cache._serial_hash(backend.to_str())
+    assert cache._serial_hash(backend.to_str()) == first
+    assert len(calls) == 1
+    backend.enable_truncation(max_length=8)  # another raw form, the same stable one
+    assert cache._serial_hash(backend.to_str()) == first
+    assert len(calls) == 2
+    assert first == cache._blake(rewrite(backend.to_str()))
