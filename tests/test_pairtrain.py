@@ -104,3 +104,38 @@ def test_metric_and_per_item():
     assert P.metric("stsb", np.array([0.1, 0.2, 0.3]), np.array([1, 2, 3])) == pytest.approx(100)
     with pytest.raises(ValueError, match="unknown pair task"):
         P.load_pair_task("mnli", "train")
+
+
+def test_snli_trains_on_its_validation_split_and_tests_on_test(monkeypatch):
+    from datasets import Dataset
+
+    import embedlab.data as data
+
+    asked = []
+
+    def fake_snli(split):
+        asked.append(split)
+        n = 6
+        return Dataset.from_dict({
+            "premise": [f"{split} premise {i}" for i in range(n)],
+            "hypothesis": [f"{split} hypothesis {i}" for i in range(n)],
+            "label": [i % 3 for i in range(n)],
+        })  # fmt: skip
+
+    monkeypatch.setattr(data, "load_snli", fake_snli)
+    train = P.load_pair_task("snli", "train")
+    assert asked == ["validation"]  # no SNLI train split in the local copy
+    assert sorted(train.s1) == [f"validation premise {i}" for i in range(6)]
+    i = train.s1.index("validation premise 4")
+    assert (train.s2[i], train.target[i], train.gold[i]) == ("validation hypothesis 4", 1, 1)
+    assert P.load_pair_task("snli", "test").s1[0].startswith("test premise")
+    with pytest.raises(ValueError, match="snli has splits"):
+        P.load_pair_task("snli", "validation")  # would be the training pairs
+
+
+def test_task_settings_change_only_their_task_key():
+    base = P.COMPARISON_SETTINGS
+    assert P.TASK_SETTINGS["snli"]["n_test"] != base["n_test"]
+    merged = {**base, **P.TASK_SETTINGS["snli"]}
+    assert P.comparison_key("snli", merged) != P.comparison_key("snli", base)
+    assert "sick-nli" not in P.TASK_SETTINGS  # its cached build keeps its key
