@@ -351,6 +351,8 @@ def per_query_ndcg(model, q_prompt: str | None = None, d_prompt: str | None = No
 # 3. Judge the pairs with a pretrained encoder instead (`load_model(MINILM)` from
 #    `embedlab.models`, trained on S2ORC title-abstract pairs among a billion others):
 #    does it spot more of the nearest-neighbour noise than the out-of-fold models?
+# 4. Set `NOISE = 0.5` and re-run sections 3-5. The noisy run loses less to the noise;
+#    does the filtered-minus-noisy interval still exclude 0?
 #
 # ## 6. E5's prefixes: `query: ` and `passage: `
 #
@@ -523,7 +525,7 @@ if not FAST:
 
 # %% [markdown]
 # **Try it**
-# 4. Add a variant with `passage: ` on both sides of STS-B. Is "same prefix on both
+# 5. Add a variant with `passage: ` on both sides of STS-B. Is "same prefix on both
 #    sides" the whole story, or does *which* prefix matter?
 #
 # ## Summary
