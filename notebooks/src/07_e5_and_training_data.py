@@ -343,6 +343,7 @@ def per_query_ndcg(model, q_prompt: str | None = None, d_prompt: str | None = No
     return 100 * ndcg_at_10_per_query(run, qrels, qids)
 
 
+# %% [markdown]
 # **Try it**
 # 1. Set `HARD_SHARE = 0` (random noise only) and re-run sections 3-5. How do the
 #    filter's precision and recall move, and how large is the filtered-vs-noisy gap now?
