@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -35,11 +36,22 @@ def test_readme_table_is_current():
 def test_skeleton_and_clean_outputs(entry):
     nb = nbformat.read(ROOT / "notebooks" / f"{entry.slug}.ipynb", as_version=4)
     text = "\n".join(c.source for c in nb.cells)
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "colab-badge.svg" in nb.cells[0].source
     assert nb.cells[1].source.startswith("**You will learn**")
     assert nb.cells[2].source == nbtool.BOOTSTRAP
-    for needle in ("## Summary", "**Try it**", "## Exercises", "assert "):
-        assert needle in text, f"{entry.slug} lacks {needle!r}"
+    for needle in ("## Summary", "**Try it**", "## Exercises"):
+        assert needle in prose, f"{entry.slug} lacks {needle!r} in a markdown cell"
+    assert "assert " in text
+    # a missing "# %% [markdown]" leaves prose as comments at the end of a code cell
+    swallowed = [
+        line
+        for c in nb.cells
+        if c.cell_type == "code"
+        for line in c.source.splitlines()
+        if re.match(r"#\s*(#{2,} |\*\*(Try it|Exercise))", line)
+    ]
+    assert not swallowed, f"{entry.slug}: markdown inside a code cell: {swallowed[:2]}"
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1)), "commit outputs from a clean in-order run"
     assert "widgets" not in nb.metadata
