@@ -549,8 +549,10 @@ embedlab.report_claims(
 #   overhead flattens the small sizes), and re-ranking cost per query grows with the
 #   top n it scores.
 # - Trained for the task from the same start, with the same data and budget, the
-#   cross-encoder's joint reading scores pairs better where the intervals above exclude 0;
-#   where they do not, the bi-encoder start's head start is visible in the curves.
+#   cross-encoder's joint reading classifies SNLI pairs better than the bi-encoder, with an
+#   interval above 0. On SICK entailment, whose pairs often differ by a word or two, the
+#   two tie within their interval: the bi-encoder start's head start is visible in the
+#   curves.
 # - Re-ranking can only re-order stage 1's candidates: recall@n is its ceiling. A
 #   re-ranker trained for the task and mixed with stage 1 raised nDCG@10 on held-out
 #   claims (the interval is printed above); the guards check that it did not collapse.
