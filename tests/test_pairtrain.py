@@ -133,9 +133,23 @@ def test_snli_trains_on_its_validation_split_and_tests_on_test(monkeypatch):
         P.load_pair_task("snli", "validation")  # would be the training pairs
 
 
-def test_task_settings_change_only_their_task_key():
-    base = P.COMPARISON_SETTINGS
-    assert P.TASK_SETTINGS["snli"]["n_test"] != base["n_test"]
-    merged = {**base, **P.TASK_SETTINGS["snli"]}
-    assert P.comparison_key("snli", merged) != P.comparison_key("snli", base)
-    assert "sick-nli" not in P.TASK_SETTINGS  # its cached build keeps its key
+def test_cached_comparison_reads_the_key_of_the_task_settings(tmp_path, monkeypatch):
+    """A task's TASK_SETTINGS are part of its cache key: SNLI's build is found under the
+    key of its 2,000 test pairs, and a call's own settings override the task's."""
+    import json
+
+    monkeypatch.setenv("EMBEDLAB_ARTIFACTS_DIR", str(tmp_path))
+    stored = {"n_train": 8, "steps": 1, "curves": {"bi-encoder": [[1, 50.0]]},
+              "seconds": {"bi-encoder": 0.1}, "predictions": {"bi-encoder": [[1, 0, 0]]},
+              "scores": {"bi-encoder": 50.0}}  # fmt: skip
+    snli = {**P.COMPARISON_SETTINGS, "n_test": 2000}
+    (tmp_path / f"{P.comparison_key('snli', snli)}.json").write_text(json.dumps(stored))
+    got = P.cached_comparison("snli")  # found, so nothing trains
+    assert (got.n_train, got.scores) == (8, {"bi-encoder": 50.0})
+    assert got.curves["bi-encoder"] == [(1, 50.0)]
+    other = {**P.COMPARISON_SETTINGS, "n_test": 1000}
+    assert P.comparison_key("snli", other) != P.comparison_key("snli", snli)
+    (tmp_path / f"{P.comparison_key('snli', other)}.json").write_text(
+        json.dumps({**stored, "n_train": 9})
+    )
+    assert P.cached_comparison("snli", {"n_test": 1000}).n_train == 9

@@ -57,8 +57,8 @@ EVAL_QUERIES, EVAL_DISTRACTORS = (150, 150) if FAST else (None, None)
 EVAL_LEN = 128 if FAST else None  # E5's input length in section 6
 STS_PAIRS = 300 if FAST else None
 # E5 kept about 270M of its 1.3B harvested pairs: most web pairs were unusable, so most of
-# ours are corrupted too. The level (70%) was chosen when this notebook was written, on the
-# dev claims (filtering gain at 50, 60, 70 and 80% noise), never on the test claims.
+# ours are corrupted too. The level (70%) was picked on the dev claims when this notebook
+# was written, never on the test claims; the Try it of section 5 re-runs it at 50%.
 NOISE, HARD_SHARE, K = 0.7, 0.5, 2
 
 scifact = load_scifact("test", corpus="full")  # all 5,183 abstracts: the source of pairs
@@ -304,13 +304,12 @@ assert filter_gain.low > 0, "training on the filtered pairs should beat training
 # %% [markdown]
 # Read the interval, not the point estimate. Training on the pairs the filter kept (a
 # minority of them: the pairs column) beats training on all of them, at the same number
-# of steps, with an interval above zero: E5's claim holds at our scale. It does not close the gap to the
-# clean run: the filter throws away clean pairs (and the information in them) and keeps
-# part of the hard, on-topic noise (the noise column). The interval is wide because 300
-# test claims are few. E5's setting differs in the ways that matter: web noise on 1.3B
-# pairs, a transformer that can fit far more of it, and a filter pool of 1M passages.
-# When this notebook was written, the same filter at 50% noise gained too little on the
-# dev claims to tell from noise: filtering pays when there is much noise to remove.
+# of steps, with an interval above zero: E5's claim holds at our scale. It does not
+# close the gap to the clean run: the filter throws away clean pairs (and the information
+# in them) and keeps part of the hard, on-topic noise (the noise column). The interval is
+# wide because a few hundred test claims are few. E5's setting differs in the ways that
+# matter: web noise on 1.3B pairs, a transformer that can fit far more of it, and a
+# filter pool of 1M passages.
 #
 # The E5 part of this notebook (section 6) scores on a seeded slice of the test claims,
 # cheaper to encode with a transformer:
@@ -352,8 +351,8 @@ def per_query_ndcg(model, q_prompt: str | None = None, d_prompt: str | None = No
 # 3. Judge the pairs with a pretrained encoder instead (`load_model(MINILM)` from
 #    `embedlab.models`, trained on S2ORC title-abstract pairs among a billion others):
 #    does it spot more of the nearest-neighbour noise than the out-of-fold models?
-# 4. Set `NOISE = 0.5` and re-run sections 3-5. The noisy run loses less to the noise;
-#    does the filtered-minus-noisy interval still exclude 0?
+# 4. Set `NOISE = 0.5` and re-run sections 3-5. How much does the noisy run lose to the
+#    clean one now, and does the filtered-minus-noisy interval still exclude 0?
 #
 # ## 6. E5's prefixes: `query: ` and `passage: `
 #
