@@ -188,3 +188,19 @@ def test_nbval_compares_outputs_without_progress_bars():
     compare = conftest._comparing_without_progress(lambda t, r, s=None: seen.append((t, r)) or True)
     assert compare([bar, result], [result])
     assert seen == [([result], [result])]
+
+
+def test_notebook_03_reports_cross_minus_bi_for_every_pair_task():
+    """Issue 10: one cross-minus-bi row per pair task, each with its interval, and the
+    direction holding (interval above 0) for at least one; the rows come from the
+    committed outputs of a run, and `make artifacts` builds exactly these tasks."""
+    from embedlab.pairtrain import NOTEBOOK_TASKS
+
+    rows = {r["id"]: r for e, r in nbtool.collected_claims() if e.slug.startswith("03_")}
+    ids = {f"cross-minus-bi-{t}" for t in NOTEBOOK_TASKS}
+    assert {"cross-minus-bi-sick-nli", "cross-minus-bi-sickr", "cross-minus-bi-stsb"} <= ids
+    assert ids <= set(rows), sorted(ids - set(rows))
+    for i in ids:
+        low, high = rows[i]["ci95"]
+        assert low <= rows[i]["measured"] <= high, i
+    assert any(rows[i]["verdict"] == "direction holds" and rows[i]["ci95"][0] > 0 for i in ids)
