@@ -153,3 +153,22 @@ def test_cached_comparison_reads_the_key_of_the_task_settings(tmp_path, monkeypa
         json.dumps({**stored, "n_train": 9})
     )
     assert P.cached_comparison("snli", {"n_test": 1000}).n_train == 9
+
+
+def test_head_lr_dev_sweep_is_current_and_backs_the_chosen_rate():
+    """COMPARISON_SETTINGS' head_lr rests on data/pair_dev_sweep.json (validation splits
+    only): the sweep ran with today's settings, and on every swept head the chosen rate
+    scores within 2 points of the best rate."""
+    import json
+    from pathlib import Path
+
+    sweep = json.loads((Path(__file__).parents[1] / "data" / "pair_dev_sweep.json").read_text())
+    assert sweep["settings"] == P.COMPARISON_SETTINGS, "rerun scripts/pair_dev_sweep.py"
+    heads = {(r["task"], r["kind"]) for r in sweep["rows"]}
+    assert heads == {("sick-nli", "cross"), ("sick-nli", "bi"), ("stsb", "cross")}
+    for head in heads:
+        scores = {
+            r["head_lr"]: r["validation"] for r in sweep["rows"] if (r["task"], r["kind"]) == head
+        }
+        assert P.COMPARISON_SETTINGS["head_lr"] in scores and len(scores) >= 3, head
+        assert max(scores.values()) - scores[P.COMPARISON_SETTINGS["head_lr"]] <= 2.0, head
