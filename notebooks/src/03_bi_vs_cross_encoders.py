@@ -492,8 +492,9 @@ assert (
 #    (`embedlab.search.BM25(scifact.doc_ids, scifact.doc_texts).search(...)`) with the full
 #    corpus (`load_scifact("test", corpus="full")`) and compare with the published 68.8.
 # 2. Give STS-B more budget: `cached_comparison("stsb", {"steps": 720})` trains both
-#    models for two epochs of its 5,749 training pairs (about 10 minutes here, cached
-#    after). Does the cross-encoder close the gap, and does the interval still exclude 0?
+#    models for two epochs of its 5,749 training pairs (2.6 times the build's 277 steps,
+#    so 2.6 times the STS-B time `make artifacts` printed; cached after). Does the
+#    cross-encoder close the gap, and does the interval still exclude 0?
 # 3. Sweep the weight w from 0 to 1 on the test sample and compare the curve with the
 #    held-out one printed in section 4: would choosing w on test have been honest?
 #

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from embedlab.train import TrainLog, adamw_with_warmup, run_steps, seeded_batches
 
 OBJECTIVES = ("classify", "score", "listwise")
-# The tasks notebook 03 reports (and `make artifacts` builds, about 4 minutes each here).
+# The tasks notebook 03 reports (and `make artifacts` builds).
 NOTEBOOK_TASKS = ("sick-nli", "snli", "sickr", "stsb")
 TASKS = {
     # name: (loader, label column, objective, classes, score range)
